@@ -1,0 +1,44 @@
+"""The ``fraudstream`` command: a thin dispatcher; each component registers its own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from producer import cli as producer_cli
+from schemas.errors import FraudstreamError
+from scorer import cli as scorer_cli
+from store import cli as store_cli
+from trainer import cli as trainer_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fraudstream", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for component in (trainer_cli, producer_cli, scorer_cli, store_cli):
+        component.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("kafka").setLevel(logging.DEBUG if args.verbose else logging.ERROR)
+    try:
+        return int(args.func(args) or 0)
+    except FraudstreamError as exc:
+        print(f"fraudstream {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""``fraudstream kafka up|down|status`` and ``fraudstream replay``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``kafka`` and ``replay`` subcommands to the ``fraudstream`` dispatcher."""
+    kafka = subparsers.add_parser(
+        "kafka", help="run a local single-node Apache Kafka broker",
+        description="Run a genuine single-node Apache Kafka (KRaft) broker on 127.0.0.1, "
+                    "from Maven Central jars (needs Java 17+, and Maven on first use).")
+    kafka.add_argument("action", choices=("up", "down", "status"))
+    kafka.add_argument("--data-dir", help="broker state (default: $FRAUDSTREAM_HOME/kafka)")
+    kafka.add_argument("--port", type=int,
+                       help="client port (default: the recorded one, else 9092); "
+                            "the controller uses port+1 or any free port")
+    kafka.set_defaults(func=kafka_command)
+
+    replay = subparsers.add_parser(
+        "replay", help="replay creditcard.csv onto Kafka as transaction events",
+        description="Stream the rows of a creditcard.csv-shaped file (a path, .gz, or http(s) "
+                    "URL) to a Kafka topic as transaction.v1 JSON events keyed by transaction_id.")
+    replay.add_argument("--csv", required=True, metavar="PATH_OR_URL")
+    replay.add_argument("--bootstrap-servers", metavar="HOST:PORT",
+                        help="default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092")
+    replay.add_argument("--topic", default="transactions")
+    replay.add_argument("--partitions", type=int, default=3,
+                        help="partitions if the topic has to be created (default 3)")
+    pacing = replay.add_mutually_exclusive_group()
+    pacing.add_argument("--rate", type=float, metavar="TPS", help="fixed events per second")
+    pacing.add_argument("--speedup", type=float, metavar="X",
+                        help="follow the Time column, X times faster than real time")
+    replay.add_argument("--limit", type=int, help="replay at most N data rows (after --skip)")
+    replay.add_argument("--skip", type=int, default=0, help="skip the first N data rows")
+    replay.add_argument("--no-labels", action="store_true", help="omit is_fraud from events")
+    replay.add_argument("--json", action="store_true", help="print one JSON summary object")
+    replay.set_defaults(func=replay_command)
+
+
+def kafka_command(args: argparse.Namespace) -> int:
+    from producer.broker import LocalBroker
+
+    broker = LocalBroker(args.data_dir, port=args.port)
+    if args.action == "up":
+        print(broker.up())
+        return 0
+    if args.action == "down":
+        pid = broker.pid()
+        broker.down()
+        print(f"kafka: stopped (pid {pid})" if pid else "kafka: not running")
+        return 0
+    if broker.is_ready():
+        pid = broker.pid()
+        owner = f" (pid {pid}, data {broker.data_dir})" if pid else ""
+        print(f"kafka: up at {broker.bootstrap}{owner}")
+        return 0
+    print(f"kafka: not answering at {broker.bootstrap}")
+    return 1
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from producer.broker import bootstrap_servers
+    from producer.replay import replay
+
+    summary = replay(
+        args.csv, bootstrap=bootstrap_servers(args.bootstrap_servers), topic=args.topic,
+        partitions=args.partitions, rate=args.rate, speedup=args.speedup, limit=args.limit,
+        skip=args.skip, labels=not args.no_labels, progress=sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(asdict(summary)))
+    else:
+        print(summary.human())
+    return 0 if summary.failed == 0 else 1

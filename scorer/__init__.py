@@ -1,0 +1,1 @@
+"""Scorer: a Kafka consumer group that scores transactions in micro-batches with exactly-once SQL effects."""

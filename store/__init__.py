@@ -1,0 +1,1 @@
+"""Store: SQLAlchemy tables, Alembic migrations and the model registry."""

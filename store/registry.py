@@ -1,0 +1,158 @@
+"""The model registry: artifacts on disk under ``$FRAUDSTREAM_HOME/models/<version>/``, one row
+per version in ``model_versions``, and hash checks on every load.
+
+Every artifact's sha256 is listed in ``manifest.json``; the manifest's own sha256 is in the
+database row, so neither a changed artifact nor a rewritten manifest goes unnoticed.
+Stages: the first model is ``production``, later ones ``candidate`` until promoted; the
+production model it replaces becomes ``archived``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from schemas.errors import FraudstreamError
+from store.settings import home as default_home
+from store.tables import model_versions
+
+MANIFEST = "manifest.json"
+
+
+class ArtifactIntegrityError(FraudstreamError):
+    """A registered artifact is missing or its hash does not match the manifest."""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    version: int
+    created_at: datetime
+    strategy: str
+    threshold: float
+    threshold_policy: str
+    metrics: dict[str, Any]
+    artifact_dir: str  # relative to FRAUDSTREAM_HOME
+    manifest_sha256: str
+    data_sha256: str
+    stage: str
+
+    def path(self, home: Path | None = None) -> Path:
+        return (home or default_home()) / self.artifact_dir
+
+    def summary(self) -> dict[str, Any]:
+        return {"version": self.version, "stage": self.stage, "strategy": self.strategy,
+                "threshold": self.threshold, "threshold_policy": self.threshold_policy,
+                "created_at": self.created_at.isoformat(), "artifact_dir": self.artifact_dir}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _record(row: Any) -> ModelRecord:
+    return ModelRecord(**{k: row._mapping[k] for k in ModelRecord.__dataclass_fields__})
+
+
+def register(engine: Engine, staging: Path, *, strategy: str, threshold: float,
+             threshold_policy: str, metrics: dict[str, Any], data_sha256: str,
+             home: Path | None = None) -> ModelRecord:
+    """Move the files in ``staging`` to ``models/<next version>/`` with a manifest; add the row."""
+    home = home or default_home()
+    files = sorted(p for p in staging.iterdir() if p.is_file() and p.name != MANIFEST)
+    manifest = {"files": {p.name: sha256_file(p) for p in files}, "data_sha256": data_sha256}
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    manifest_sha = sha256_file(staging / MANIFEST)
+    for _ in range(5):  # another trainer may take the same version number concurrently
+        with engine.begin() as conn:
+            latest = conn.execute(select(func.max(model_versions.c.version))).scalar()
+            version = int(latest or 0) + 1
+            has_production = conn.execute(
+                select(model_versions.c.version).where(model_versions.c.stage == "production")
+            ).first()
+        target = home / "models" / str(version)
+        if target.exists():
+            shutil.rmtree(target)  # a leftover of a registration that never got its row
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(staging, target)
+        row = {"version": version, "created_at": datetime.now(UTC), "strategy": strategy,
+               "threshold": float(threshold), "threshold_policy": threshold_policy,
+               "metrics": metrics, "artifact_dir": f"models/{version}",
+               "manifest_sha256": manifest_sha, "data_sha256": data_sha256,
+               "stage": "candidate" if has_production else "production"}
+        try:
+            with engine.begin() as conn:
+                conn.execute(model_versions.insert().values(**row))
+        except IntegrityError:
+            continue
+        return get(engine, version)
+    raise FraudstreamError("could not allocate a model version after 5 attempts")
+
+
+def get(engine: Engine, version: int | str = "production") -> ModelRecord:
+    """The record of ``version`` (a number, or ``"production"``)."""
+    query = select(model_versions)
+    if str(version) == "production":
+        query = query.where(model_versions.c.stage == "production")
+    else:
+        try:
+            query = query.where(model_versions.c.version == int(version))
+        except ValueError as exc:
+            raise FraudstreamError(f"model version must be a number or 'production', "
+                                   f"not {version!r}") from exc
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        what = "no production model is registered (run `fraudstream train` first)" \
+            if str(version) == "production" else f"model version {version} is not registered"
+        raise FraudstreamError(what)
+    return _record(row)
+
+
+def list_versions(engine: Engine) -> list[ModelRecord]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(model_versions).order_by(model_versions.c.version)).all()
+    return [_record(r) for r in rows]
+
+
+def promote(engine: Engine, version: int) -> ModelRecord:
+    """Make ``version`` the production model; the previous production model is archived."""
+    target = get(engine, version)
+    with engine.begin() as conn:
+        conn.execute(update(model_versions).where(model_versions.c.stage == "production")
+                     .values(stage="archived"))
+        conn.execute(update(model_versions).where(model_versions.c.version == target.version)
+                     .values(stage="production"))
+    return get(engine, version)
+
+
+def verify(record: ModelRecord, home: Path | None = None) -> Path:
+    """Check the manifest and every artifact against their hashes; return the artifact dir."""
+    directory = record.path(home)
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise ArtifactIntegrityError(f"model {record.version}: {manifest_path} is missing")
+    if sha256_file(manifest_path) != record.manifest_sha256:
+        raise ArtifactIntegrityError(
+            f"model {record.version}: manifest hash does not match the registry")
+    manifest = json.loads(manifest_path.read_text())
+    for name, expected in manifest["files"].items():
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactIntegrityError(f"model {record.version}: artifact {name} is missing")
+        if sha256_file(path) != expected:
+            raise ArtifactIntegrityError(
+                f"model {record.version}: artifact {name} hash mismatch (sha256 {expected[:12]}… "
+                "expected); refusing to load it")
+    return directory

@@ -1,0 +1,61 @@
+"""Shared fixtures: a real Kafka broker (tests/kafka_fixture.py) and real databases.
+
+``db_url`` is parametrised over SQLite (always) and PostgreSQL (``FRAUDSTREAM_TEST_PG_URL``,
+which ``.ci/run`` provides). With ``CI=true`` a missing PostgreSQL fails the test instead of
+skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.kafka_fixture import kafka_bootstrap, new_topic  # noqa: F401
+
+PG_ENV = "FRAUDSTREAM_TEST_PG_URL"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def postgres_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        if in_ci():
+            pytest.fail(f"CI=true but {PG_ENV} is not set: .ci/run must start PostgreSQL")
+        pytest.skip(f"{PG_ENV} not set (run `bash deploy/postgres-for-tests.sh`)")
+    return url
+
+
+def reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fraudstream.db'}"
+        return
+    url = postgres_url()
+    reset_postgres(url)
+    yield url
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated FRAUDSTREAM_HOME."""
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("FRAUDSTREAM_HOME", str(path))
+    monkeypatch.delenv("FRAUDSTREAM_DB_URL", raising=False)
+    return path

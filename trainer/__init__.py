@@ -1,0 +1,1 @@
+"""Trainer: builds, evaluates, reports and registers the class-weighted fraud model."""

@@ -1,0 +1,62 @@
+"""``fraudstream synth`` and ``fraudstream train``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    synth = sub.add_parser("synth", help="write a synthetic creditcard.csv stand-in")
+    synth.add_argument("--rows", type=int, required=True)
+    synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--fraud-rate", type=float, default=0.00173)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=run_synth)
+
+    from trainer.data import TUTORIAL_CSV_URL
+    from trainer.model import STRATEGIES
+    from trainer.threshold import DEFAULT_POLICY
+
+    train = sub.add_parser("train", help="train, evaluate, report and register a model")
+    train.add_argument("--csv", default=TUTORIAL_CSV_URL, help="path or URL (default: tutorial)")
+    train.add_argument("--strategy", choices=STRATEGIES, default="weighted")
+    train.add_argument("--compare", action="store_true",
+                       help="also train the other two strategies and report them side by side")
+    train.add_argument("--epochs", type=int, default=100)
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--threshold-policy", default=DEFAULT_POLICY,
+                       help="fixed:T | max-f1 | precision:P | recall:R (chosen on validation)")
+    train.add_argument("--db", help="SQLAlchemy URL (default: $FRAUDSTREAM_DB_URL or SQLite)")
+    train.add_argument("--json", action="store_true", help="print one JSON summary object")
+    train.set_defaults(func=run_train)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from trainer.synth import write_csv
+
+    path = write_csv(args.out, args.rows, fraud_rate=args.fraud_rate, seed=args.seed)
+    print(path)
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from schemas.errors import FraudstreamError
+    from trainer.pipeline import train
+
+    if args.epochs < 1:
+        raise FraudstreamError("--epochs must be >= 1")
+    summary = train(args.csv, strategy=args.strategy, compare=args.compare, epochs=args.epochs,
+                    seed=args.seed, policy=args.threshold_policy, db=args.db)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    test = summary["metrics"]["test"]
+    print(f"registered model version {summary['version']} ({summary['stage']}), "
+          f"threshold {summary['threshold']:.4f} ({summary['threshold_policy']})")
+    print("test: " + ", ".join(f"{k}={test[k]:.4g}" for k in
+                               ("auc", "prc", "precision", "recall", "tp", "fp", "fn")))
+    print(f"report: {summary['report']}")
+    return 0

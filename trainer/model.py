@@ -1,0 +1,164 @@
+"""The tutorial's Keras model, metrics and fitting strategies.
+
+Input: ``(n, 29)`` float32 from :class:`schemas.features.FeatureContract`; output: ``(n, 1)`` fraud
+probability. Dense(16, relu) -> Dropout(0.5) -> Dense(1, sigmoid), output bias ``log(pos/neg)``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+BATCH_SIZE = 2048
+PATIENCE = 10
+OVERSAMPLE_STEPS_PER_EPOCH = 20  # as the tutorial's resampled fit
+STRATEGIES = ("weighted", "baseline", "oversample")
+
+
+def _metrics() -> list[Any]:
+    import keras
+
+    return [
+        keras.metrics.BinaryCrossentropy(name="cross_entropy"),
+        keras.metrics.MeanSquaredError(name="brier"),
+        keras.metrics.TruePositives(name="tp"),
+        keras.metrics.FalsePositives(name="fp"),
+        keras.metrics.TrueNegatives(name="tn"),
+        keras.metrics.FalseNegatives(name="fn"),
+        keras.metrics.BinaryAccuracy(name="accuracy"),
+        keras.metrics.Precision(name="precision"),
+        keras.metrics.Recall(name="recall"),
+        keras.metrics.AUC(name="auc"),
+        keras.metrics.AUC(name="prc", curve="PR"),
+    ]
+
+
+def make_model(n_features: int, output_bias: float | None = None) -> Any:
+    """A compiled Keras model; ``output_bias`` initialises the sigmoid layer's bias."""
+    import keras
+
+    bias = keras.initializers.Constant(output_bias) if output_bias is not None else "zeros"
+    model = keras.Sequential([
+        keras.Input(shape=(n_features,)),
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(1, activation="sigmoid", bias_initializer=bias),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+                  loss=keras.losses.BinaryCrossentropy(), metrics=_metrics())
+    return model
+
+
+def initial_bias(y: np.ndarray) -> float:
+    """``log(pos/neg)``: the bias that makes the untrained model predict the base rate."""
+    pos = int(np.sum(y))
+    return float(np.log(pos / (len(y) - pos)))
+
+
+def class_weights(y: np.ndarray) -> dict[int, float]:
+    """The tutorial's weights ``total/(2·neg)`` and ``total/(2·pos)``."""
+    total, pos = len(y), int(np.sum(y))
+    return {0: total / (2.0 * (total - pos)), 1: total / (2.0 * pos)}
+
+
+class _EpochProgress:
+    """A tqdm bar over epochs (on a terminal only) showing loss and val_prc."""
+
+    def __new__(cls, epochs: int) -> Any:
+        import keras
+        from tqdm import tqdm
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_begin(self, logs: Any = None) -> None:
+                self.bar = tqdm(total=epochs, desc="training", unit="epoch", file=sys.stderr,
+                                disable=None)
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                logs = logs or {}
+                self.bar.set_postfix(loss=f"{logs.get('loss', 0):.4f}",
+                                     val_prc=f"{logs.get('val_prc', 0):.4f}")
+                self.bar.update(1)
+
+            def on_train_end(self, logs: Any = None) -> None:
+                self.bar.close()
+
+        return Callback()
+
+
+def fit(strategy: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+        y_val: np.ndarray, *, epochs: int, seed: int) -> tuple[Any, dict[str, list[float]]]:
+    """Train one strategy with early stopping on ``val_prc``; returns (model, history)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    model = make_model(x_train.shape[1], initial_bias(y_train))
+    stop = keras.callbacks.EarlyStopping(monitor="val_prc", mode="max", patience=PATIENCE,
+                                         restore_best_weights=True, verbose=0)
+    common: dict[str, Any] = {"epochs": epochs, "validation_data": (x_val, y_val), "verbose": 0,
+                              "callbacks": [stop, _EpochProgress(epochs)]}
+    if strategy == "baseline":
+        history = model.fit(x_train, y_train, batch_size=BATCH_SIZE, **common)
+    elif strategy == "weighted":
+        history = model.fit(x_train, y_train, batch_size=BATCH_SIZE,
+                            class_weight=class_weights(y_train), **common)
+    elif strategy == "oversample":
+        model.layers[-1].bias.assign([0.0])  # balanced batches: start at p = 0.5, as the tutorial
+        history = model.fit(_balanced_batches(x_train, y_train, seed),
+                            steps_per_epoch=OVERSAMPLE_STEPS_PER_EPOCH, **common)
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _balanced_batches(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+    """An endless dataset of 2048-row batches drawn 50/50 from positives and negatives."""
+    import tensorflow as tf
+
+    def endless(mask: np.ndarray) -> tf.data.Dataset:
+        ds = tf.data.Dataset.from_tensor_slices((x[mask], y[mask].astype(np.float32)))
+        return ds.shuffle(100_000, seed=seed).repeat()
+
+    pos, neg = endless(y == 1), endless(y == 0)
+    mixed = tf.data.Dataset.sample_from_datasets([pos, neg], weights=[0.5, 0.5], seed=seed)
+    return mixed.batch(BATCH_SIZE).prefetch(2)
+
+
+@dataclass(frozen=True)
+class DenseScorer:
+    """Inference for the trained net as a float64 numpy forward pass.
+
+    Each row's score depends on that row alone (no BLAS blocking across rows), so scoring a
+    micro-batch gives bit-identical scores to scoring the whole set offline; it agrees with
+    ``model.predict`` to ~1e-6. Dropout is the identity at inference.
+    """
+
+    kernels: tuple[np.ndarray, ...]  # (in, out) per Dense layer
+    biases: tuple[np.ndarray, ...]  # (out,) per Dense layer
+
+    @classmethod
+    def from_keras(cls, model: Any) -> DenseScorer:
+        import keras
+
+        dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+        kernels = tuple(np.asarray(layer.kernel.numpy(), dtype=np.float64) for layer in dense)
+        biases = tuple(np.asarray(layer.bias.numpy(), dtype=np.float64) for layer in dense)
+        return cls(kernels=kernels, biases=biases)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Fraud probabilities ``(n,)`` float64 for model input ``(n, 29)``."""
+        h = np.asarray(x, dtype=np.float64)
+        last = len(self.kernels) - 1
+        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases, strict=True)):
+            h = np.einsum("ij,jk->ik", h, kernel) + bias
+            h = np.maximum(h, 0.0) if i < last else 1.0 / (1.0 + np.exp(-h))
+        return h.reshape(-1)
+
+
+def predict(model: Any, x: np.ndarray) -> np.ndarray:
+    """Scores ``(n,)`` float64 for model input ``(n, 29)`` (the scorer's exact arithmetic)."""
+    return DenseScorer.from_keras(model).score(x)
