@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from producer import cli as producer_cli
-from schemas.errors import FraudstreamError
-from scorer import cli as scorer_cli
-from store import cli as store_cli
-from trainer import cli as trainer_cli
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+from producer import cli as producer_cli  # noqa: E402
+from schemas.errors import FraudstreamError  # noqa: E402
+from scorer import cli as scorer_cli  # noqa: E402
+from store import cli as store_cli  # noqa: E402
+from trainer import cli as trainer_cli  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -76,9 +76,9 @@ def commit_batch(engine: Engine, *, group_id: str, model_version: int, expected:
                 c = confusion_counts.c
                 conn.execute(update(confusion_counts)
                              .where(c.model_version == model_version)
-                             .values(tp=c.tp + counts.tp, fp=c.fp + counts.fp,
-                                     tn=c.tn + counts.tn, fn=c.fn + counts.fn,
-                                     unlabelled=c.unlabelled + counts.unlabelled,
-                                     updated_at=now))
+                             .values({c.tp: c.tp + counts.tp, c.fp: c.fp + counts.fp,
+                                      c.tn: c.tn + counts.tn, c.fn: c.fn + counts.fn,
+                                      c.unlabelled: c.unlabelled + counts.unlabelled,
+                                      c.updated_at: now}))
     except IntegrityError as exc:  # a concurrent first insert of the same offset row
         raise OffsetConflict(str(exc.orig)) from exc

@@ -35,7 +35,7 @@ def ratios(counts: dict[str, int]) -> dict[str, float]:
             "recall": recall, "f1": f1}
 
 
-def evaluate(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+def evaluate(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float | int]:
     """Every metric of :data:`METRIC_NAMES` at ``threshold`` (threshold-free ones included)."""
     from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
@@ -44,7 +44,7 @@ def evaluate(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]
     counts = confusion(y, p, threshold)
     both = len(np.unique(y)) == 2
     return {
-        **{k: float(v) for k, v in counts.items()},
+        **counts,
         **ratios(counts),
         "auc": float(roc_auc_score(y, p)) if both else float("nan"),
         "prc": float(average_precision_score(y, p)) if both else float("nan"),

@@ -97,14 +97,15 @@ def fit(strategy: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarr
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     model = make_model(x_train.shape[1], initial_bias(y_train))
+    y_fit, y_val_fit = (np.asarray(y, dtype=np.float32).reshape(-1, 1) for y in (y_train, y_val))
     stop = keras.callbacks.EarlyStopping(monitor="val_prc", mode="max", patience=PATIENCE,
                                          restore_best_weights=True, verbose=0)
-    common: dict[str, Any] = {"epochs": epochs, "validation_data": (x_val, y_val), "verbose": 0,
+    common: dict[str, Any] = {"epochs": epochs, "validation_data": (x_val, y_val_fit), "verbose": 0,
                               "callbacks": [stop, _EpochProgress(epochs)]}
     if strategy == "baseline":
-        history = model.fit(x_train, y_train, batch_size=BATCH_SIZE, **common)
+        history = model.fit(x_train, y_fit, batch_size=BATCH_SIZE, **common)
     elif strategy == "weighted":
-        history = model.fit(x_train, y_train, batch_size=BATCH_SIZE,
+        history = model.fit(x_train, y_fit, batch_size=BATCH_SIZE,
                             class_weight=class_weights(y_train), **common)
     elif strategy == "oversample":
         model.layers[-1].bias.assign([0.0])  # balanced batches: start at p = 0.5, as the tutorial
@@ -120,7 +121,8 @@ def _balanced_batches(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
     import tensorflow as tf
 
     def endless(mask: np.ndarray) -> tf.data.Dataset:
-        ds = tf.data.Dataset.from_tensor_slices((x[mask], y[mask].astype(np.float32)))
+        labels = y[mask].astype(np.float32).reshape(-1, 1)
+        ds = tf.data.Dataset.from_tensor_slices((x[mask], labels))
         return ds.shuffle(100_000, seed=seed).repeat()
 
     pos, neg = endless(y == 1), endless(y == 0)

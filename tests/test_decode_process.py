@@ -1,0 +1,108 @@
+"""Pure scorer steps: decoding records into events/dead letters, scoring and counting."""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from schemas.events import MAX_EVENT_BYTES
+from schemas.features import FeatureContract
+from scorer.decode import decode_batch
+from scorer.process import Counts, ScoringModel, count, score_batch
+from trainer.model import DenseScorer
+
+
+@dataclass
+class Record:
+    value: bytes | None
+    offset: int = 0
+    topic: str = "transactions"
+    partition: int = 0
+    key: bytes | None = None
+
+
+def event(i=0, **overrides):
+    base = {"schema_version": 1, "transaction_id": f"t-{i}", "time_s": float(i),
+            **{f"v{k}": 0.1 * k for k in range(1, 29)}, "amount": 10.0, "is_fraud": 0}
+    return {**base, **overrides}
+
+
+def encode(obj):
+    return json.dumps(obj).encode()
+
+
+MALFORMED = {
+    "not json": b"{not json",
+    "empty": b"",
+    "null value": None,
+    "array": b"[1, 2, 3]",
+    "wrong type": encode(event(v3="abc")),
+    "missing field": encode({k: v for k, v in event().items() if k != "v9"}),
+    "nan": encode(event(v4=float("nan"))),
+    "infinity": b'{"schema_version": 1, "v1": Infinity}',
+    "negative amount": encode(event(amount=-3.0)),
+    "unknown version": encode(event(schema_version=99)),
+    "oversized": encode(event(note="x" * MAX_EVENT_BYTES)),
+    "bad label": encode(event(is_fraud=7)),
+    "id not a string": encode(event(transaction_id=12)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+def test_each_malformed_kind_becomes_a_dead_letter_with_reason(kind):
+    records = [Record(encode(event(1)), 0), Record(MALFORMED[kind], 1), Record(encode(event(2)), 2)]
+    batch = decode_batch(records)
+    assert [e.transaction_id for e in batch.events] == ["t-1", "t-2"]
+    assert [r.offset for r in batch.records] == [0, 2]
+    assert len(batch.dead) == 1 and batch.dead[0].record.offset == 1
+    assert batch.dead[0].reason and "\n" not in batch.dead[0].reason
+
+
+def test_reasons_name_the_problem():
+    reasons = {k: decode_batch([Record(v)]).dead[0].reason for k, v in MALFORMED.items()}
+    assert "amount" in reasons["negative amount"]
+    assert "schema_version" in reasons["unknown version"]
+    assert "v9" in reasons["missing field"]
+    assert reasons["oversized"].startswith("oversized")
+    assert "JSON" in reasons["not json"] or "json" in reasons["not json"]
+
+
+def test_count_handles_unlabelled():
+    labels = np.array([1, 1, 0, 0, -1, -1], dtype=np.int8)
+    flagged = np.array([True, False, True, False, True, False])
+    assert count(labels, flagged) == Counts(tp=1, fp=1, tn=1, fn=1, unlabelled=2)
+    assert Counts(tp=1) + Counts(fn=2, unlabelled=1) == Counts(tp=1, fn=2, unlabelled=1)
+
+
+def toy_model(threshold=0.5):
+    # One hidden unit relu(V1); output = sigmoid(10 * relu(V1) - 5): flags V1 > 0.5.
+    k1 = np.zeros((29, 1))
+    k1[0, 0] = 1.0
+    net = DenseScorer(kernels=(k1, np.array([[10.0]])), biases=(np.zeros(1), np.array([-5.0])))
+    contract = FeatureContract(mean=(0.0,) * 29, scale=(1.0,) * 29)
+    return ScoringModel(version=3, threshold=threshold, contract=contract, net=net)
+
+
+def test_score_batch_flags_counts_and_builds_alerts():
+    events = [event(0, v1=2.0, is_fraud=1), event(1, v1=-2.0, is_fraud=1),
+              event(2, v1=1.0, is_fraud=0), event(3, v1=-1.0)]
+    del events[3]["is_fraud"]
+    records = [Record(encode(e), offset=10 + i, partition=2) for i, e in enumerate(events)]
+    scored = score_batch(decode_batch(records), toy_model())
+    assert scored.flagged.tolist() == [True, False, True, False]
+    assert scored.counts == Counts(tp=1, fp=1, tn=0, fn=1, unlabelled=1)
+    assert [a.transaction_id for a in scored.alerts] == ["t-0", "t-2"]
+    assert scored.alerts[0].source_offset == 10 and scored.alerts[0].source_partition == 2
+    assert scored.alert_rows[1]["is_fraud"] == 0 and scored.alert_rows[0]["model_version"] == 3
+    assert scored.scores[0] == pytest.approx(1 / (1 + np.exp(-15.0)))
+
+
+def test_micro_batches_score_bit_identically_to_one_big_batch():
+    rng = np.random.default_rng(0)
+    net = DenseScorer(kernels=(rng.normal(size=(29, 16)), rng.normal(size=(16, 1))),
+                      biases=(rng.normal(size=16), rng.normal(size=1)))
+    x = rng.normal(size=(5000, 29)).astype(np.float32)
+    whole = net.score(x)
+    parts = np.concatenate([net.score(x[i : i + 7]) for i in range(0, len(x), 7)])
+    np.testing.assert_array_equal(whole, parts)

@@ -1,0 +1,112 @@
+"""Trainer inputs and pure evaluation logic: bad CSVs, threshold policies, metrics."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from schemas.errors import FraudstreamError
+from schemas.features import CSV_COLUMNS
+from trainer.data import load_csv, split
+from trainer.metrics import confusion, evaluate
+from trainer.model import class_weights, initial_bias
+from trainer.threshold import choose_threshold, parse_policy
+
+
+def write(path, header, rows):
+    path.write_text(",".join(header) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return str(path)
+
+
+def good_rows(n=40, frauds=4):
+    rng = np.random.default_rng(0)
+    return [[i, *rng.normal(size=28).round(4), 12.5, int(i < frauds)] for i in range(n)]
+
+
+def test_load_good_csv(tmp_path):
+    data = load_csv(write(tmp_path / "ok.csv", CSV_COLUMNS, good_rows()))
+    assert data.raw.shape == (40, 29) and data.y.sum() == 4 and len(data.sha256) == 64
+    assert data.raw[0, -1] == 12.5  # Amount last, Time dropped
+
+
+@pytest.mark.parametrize("case,match", [
+    ("missing_file", "not found"),
+    ("empty", "empty"),
+    ("header_only", "no rows"),
+    ("missing_column", "lacks column.*V7"),
+    ("text_in_numeric", "column V3 .*line 4"),
+    ("single_class", "only class 0"),
+    ("negative_amount", "negative Amount on line 2"),
+    ("bad_label", "Class must be 0 or 1"),
+])
+def test_bad_inputs_give_clear_errors(tmp_path, case, match):
+    path = tmp_path / f"{case}.csv"
+    rows = good_rows()
+    header = list(CSV_COLUMNS)
+    if case == "missing_file":
+        source = str(tmp_path / "nope.csv")
+    elif case == "empty":
+        path.write_text("")
+        source = str(path)
+    elif case == "header_only":
+        source = write(path, header, [])
+    elif case == "missing_column":
+        source = write(path, [c for c in header if c != "V7"], [r[:7] + r[8:] for r in rows])
+    elif case == "text_in_numeric":
+        rows[2][3] = "abc"
+        source = write(path, header, rows)
+    elif case == "single_class":
+        source = write(path, header, [r[:-1] + [0] for r in rows])
+    elif case == "negative_amount":
+        rows[0][-2] = -1
+        source = write(path, header, rows)
+    else:
+        rows[5][-1] = 2
+        source = write(path, header, rows)
+    with pytest.raises(FraudstreamError, match=match):
+        load_csv(source)
+
+
+def test_cli_bad_input_is_one_line_and_non_zero(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "fraudstream_cli", "train", "--csv",
+                           str(tmp_path / "missing.csv")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"fraudstream train: error: CSV file not found: {tmp_path / 'missing.csv'}"]
+
+
+def test_stratified_split_keeps_fraud_share_and_is_seeded(tmp_path):
+    data = load_csv(write(tmp_path / "ok.csv", CSV_COLUMNS, good_rows(500, 50)))
+    a, b = split(data, seed=3), split(data, seed=3)
+    assert len(a.y_train) == 320 and len(a.y_val) == 80 and len(a.y_test) == 100
+    assert (a.y_train.sum(), a.y_val.sum(), a.y_test.sum()) == (32, 8, 10)
+    np.testing.assert_array_equal(a.train_raw, b.train_raw)
+    assert not np.array_equal(a.train_raw, split(data, seed=4).train_raw)
+
+
+def test_threshold_policies():
+    y = np.array([0, 0, 0, 0, 1, 0, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    assert choose_threshold(y, p, "fixed:0.5") == 0.5
+    assert choose_threshold(y, p, "max-f1") == 0.5  # tp=3, fp=1: F1 = 0.857
+    assert choose_threshold(y, p, "precision:1.0") == 0.7  # lowest threshold with no fp
+    assert choose_threshold(y, p, "recall:1.0") == 0.5  # highest threshold keeping all frauds
+    assert choose_threshold(y, p, "recall:0.6") == 0.7
+    for bad in ("max-f2", "precision:2", "recall:", "fixed:x"):
+        with pytest.raises(FraudstreamError, match="threshold policy"):
+            parse_policy(bad)
+
+
+def test_metrics_and_tutorial_weights():
+    y = np.array([0, 0, 1, 1])
+    p = np.array([0.1, 0.6, 0.4, 0.9])
+    assert confusion(y, p, 0.5) == {"tp": 1, "fp": 1, "tn": 1, "fn": 1}
+    m = evaluate(y, p, 0.5)
+    assert m["precision"] == 0.5 and m["recall"] == 0.5 and m["accuracy"] == 0.5
+    assert m["auc"] == 0.75
+    assert m["brier"] == pytest.approx((0.01 + 0.36 + 0.36 + 0.01) / 4)
+    labels = np.array([0] * 98 + [1] * 2)
+    assert class_weights(labels) == pytest.approx({0: 100 / 196, 1: 25.0})
+    assert initial_bias(labels) == pytest.approx(np.log(2 / 98))
