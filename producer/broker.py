@@ -73,7 +73,7 @@ def check_ready(bootstrap: str, timeout: float = 3.0) -> bool:
 
 
 def wait_ready(bootstrap: str, timeout: float = READY_TIMEOUT_S) -> None:
-    """Block until ``bootstrap`` answers a list-topics request; FraudstreamError after ``timeout`` s."""
+    """Block until ``bootstrap`` answers list-topics; FraudstreamError after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
@@ -89,6 +89,23 @@ def port_in_use(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def tcp_reachable(bootstrap: str, timeout: float = 3.0) -> str | None:
+    """None if some ``host:port`` of a comma-separated bootstrap list accepts a TCP connection
+    within ``timeout`` s, else the last connection error as text (a fast fail before a Kafka
+    client's own, much longer, bootstrap retries)."""
+    error = "no address given"
+    for address in filter(None, (a.strip() for a in bootstrap.split(","))):
+        host, _, port = address.rpartition(":")
+        if not host:
+            host, port = address, str(DEFAULT_PORT)
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                return None
+        except (OSError, ValueError) as exc:
+            error = f"{address}: {exc}"
+    return error
 
 
 def free_port(host: str = HOST) -> int:
@@ -279,7 +296,8 @@ class LocalBroker:
     def _format_once(self, java: str, libs: Path) -> None:
         if (self.data_dir / "logs" / "meta.properties").is_file():
             return
-        cmd = [java, "-cp", f"{libs}/*", f"-Dlog4j2.configurationFile={_deploy_file('log4j2.properties')}",
+        log_config = _deploy_file("log4j2.properties")
+        cmd = [java, "-cp", f"{libs}/*", f"-Dlog4j2.configurationFile={log_config}",
                "kafka.tools.StorageTool", "format", "-t", _random_cluster_id(),
                "-c", str(self._props_file)]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -347,7 +365,7 @@ def _alive(pid: int) -> bool:
 
 
 def _is_our_jvm(pid: int, props_file: Path) -> bool:
-    """True if ``pid`` is alive and (where procfs allows checking) runs kafka.Kafka on our config."""
+    """True if ``pid`` is alive and (where procfs can tell) runs kafka.Kafka on our config."""
     if not _alive(pid):
         return False
     try:

@@ -23,7 +23,7 @@ import math
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, TextIO
@@ -35,7 +35,6 @@ from schemas.features import CSV_COLUMNS
 #: Field names of a transaction event, in the order of the CSV columns they come from.
 EVENT_FIELDS: tuple[str, ...] = ("time_s", *(f"v{i}" for i in range(1, 29)), "amount")
 MAX_INVALID_EXAMPLES = 10
-CONNECT_TIMEOUT_S = 8.0
 FLUSH_TIMEOUT_S = 120.0
 _CHECK_EVERY = 2_000  # rows between checks of completed send futures
 _PRODUCER_CONFIG: dict[str, Any] = {
@@ -112,7 +111,7 @@ def open_source(csv_path: str) -> Iterator[TextIO]:
 
 
 def _invalid_reason(fields: list[str], ncols: int, get: itemgetter, labels: bool) -> str | None:
-    """Why a row is invalid (None if it is valid). Slow path, only for rows the fast path rejects."""
+    """Why a row is invalid (None if valid). Slow path: only rows the fast path rejects."""
     if not fields or (len(fields) == 1 and not fields[0].strip()):
         return "empty line"
     if len(fields) != ncols:
@@ -132,39 +131,47 @@ def _invalid_reason(fields: list[str], ncols: int, get: itemgetter, labels: bool
     return None
 
 
-def _template(labels: bool) -> str:
-    """%-format template of one event: (transaction_id, time_s, v1..v28, amount[, is_fraud])."""
-    body = ",".join(f'"{name}":%r' for name in EVENT_FIELDS)
+def _template(labels: bool, conversion: str) -> str:
+    """%-format template of one event: (transaction_id, time_s, v1..v28, amount[, is_fraud]).
+
+    ``conversion`` is ``s`` (the fields' source text, already checked to be JSON numbers) or
+    ``r`` (Python floats, whose repr is what ``json.dumps`` would write).
+    """
+    body = ",".join(f'"{name}":%{conversion}' for name in EVENT_FIELDS)
     tail = ',"is_fraud":%d}' if labels else "}"
     return '{"schema_version":1,"transaction_id":"%s",' + body + tail
 
 
+_OTHER_CHARS = re.compile(r"[^0-9.eE+\-,]")
+_LEADING_ZERO = re.compile(r",-?0[0-9]")
+
+
+def _json_numbers(joined: str) -> bool:
+    """True if every field of a comma-joined row, each already parsed by ``float()`` as finite,
+    is also a JSON number literal (rejects whitespace, "_", "+1", ".5", "5.", "007", ...)."""
+    s = f",{joined},"
+    return not (_OTHER_CHARS.search(s) or ",+" in s or ",." in s or ",-." in s or ".," in s
+                or ".e" in s or ".E" in s or _LEADING_ZERO.search(s))
+
+
 def _connect(bootstrap: str, topic: str, partitions: int) -> tuple[Any, int]:
     """Create the topic if missing; return (producer, partition count). Bounded by timeouts."""
-    from kafka import KafkaAdminClient, KafkaProducer
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
 
-    ms = int(CONNECT_TIMEOUT_S * 1000)
+    from producer.broker import tcp_reachable
+    from producer.topics import CONNECT_TIMEOUT_S, ensure_topics
+
+    problem = tcp_reachable(bootstrap)
+    if problem is not None:
+        raise FraudstreamError(f"cannot reach Kafka at {bootstrap} ({problem})")
+    count = ensure_topics(bootstrap, {topic: partitions})[topic]
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=ms,
-                                 request_timeout_ms=ms, client_id="fraudstream-replay-admin")
+        producer = KafkaProducer(bootstrap_servers=bootstrap,
+                                 bootstrap_timeout_ms=int(CONNECT_TIMEOUT_S * 1000),
+                                 **_PRODUCER_CONFIG)
     except (KafkaError, OSError, ValueError) as exc:
         raise FraudstreamError(f"cannot reach Kafka at {bootstrap}: {exc!r}") from exc
-    try:
-        try:
-            admin.create_topics({topic: {"num_partitions": partitions, "replication_factor": 1}},
-                                wait_for_metadata=True)
-        except TopicAlreadyExistsError:
-            pass
-        described = admin.describe_topics([topic])
-        count = len(described[0]["partitions"]) if described else partitions
-        producer = KafkaProducer(bootstrap_servers=bootstrap, bootstrap_timeout_ms=ms,
-                                 **_PRODUCER_CONFIG)
-    except KafkaError as exc:
-        raise FraudstreamError(f"Kafka at {bootstrap}: cannot prepare topic '{topic}': "
-                               f"{exc!r}") from exc
-    finally:
-        admin.close()
     return producer, count
 
 
@@ -279,13 +286,16 @@ def _send_rows(reader: Any, header: list[str], sender: _Sender, topic: str, tag:
     from tqdm import tqdm
 
     ncols = len(header)
-    get = itemgetter(*(header.index(c) for c in CSV_COLUMNS))
-    template = _template(labels)
+    order = [header.index(c) for c in CSV_COLUMNS]
+    get = itemgetter(*order)
+    identity = order == list(range(ncols))  # the usual file: no column reordering needed
+    text_template, float_template = _template(labels, "s"), _template(labels, "r")
     bar = tqdm(unit="ev", disable=not progress, mininterval=0.5)
     invalid, examples = 0, []
     paced = rate is not None or speedup is not None
     t0: float | None = None
     records = considered = attempted = 0
+    isfinite = math.isfinite
     start = time.monotonic()
     for fields in reader:
         records += 1
@@ -295,31 +305,37 @@ def _send_rows(reader: Any, header: list[str], sender: _Sender, topic: str, tag:
             break
         considered += 1
         line_no = reader.line_num
+        tid = f"{tag}-{line_no:09d}"
+        # Fast path: every field a finite JSON number, Time/Amount >= 0, Class "0"/"1".
+        cols = fields if identity else get(fields) if len(fields) == ncols else None
         try:
-            values = list(map(float, get(fields))) if len(fields) == ncols else None
-        except ValueError:
-            values = None
-        ok = (values is not None and math.isfinite(sum(values)) and values[0] >= 0
-              and values[29] >= 0 and (not labels or values[30] in (0.0, 1.0)))
-        if not ok:
+            fast = (cols is not None and len(fields) == ncols
+                    and isfinite(sum(map(float, cols))) and cols[0][0] != "-"
+                    and cols[29][0] != "-" and (not labels or cols[30] in ("0", "1"))
+                    and _json_numbers(",".join(cols)))
+        except (ValueError, IndexError):
+            fast = False
+        if fast:
+            payload = text_template % (tid, *cols[:30], cols[30] == "1") if labels else \
+                text_template % (tid, *cols[:30])
+            event_time = float(cols[0]) if speedup is not None else 0.0
+        else:
             reason = _invalid_reason(fields, ncols, get, labels)
             if reason is not None:
                 invalid += 1
                 if len(examples) < MAX_INVALID_EXAMPLES:
                     examples.append({"line": line_no, "reason": reason})
                 continue
-            assert values is not None  # finite-but-huge values whose sum overflowed
-        tid = f"{tag}-{line_no:09d}"
-        if labels:
-            payload = template % (tid, *values[:30], values[30])
-        else:
-            payload = template % (tid, *values[:30])
+            values = list(map(float, get(fields)))  # valid, but not JSON-shaped text
+            payload = (float_template % (tid, *values[:30], values[30]) if labels
+                       else float_template % (tid, *values[:30]))
+            event_time = values[0]
         if paced:
             if rate is not None:
                 target = start + attempted / rate
             else:
-                t0 = values[0] if t0 is None else t0
-                target = start + (values[0] - t0) / speedup  # type: ignore[operator]
+                t0 = event_time if t0 is None else t0
+                target = start + (event_time - t0) / speedup  # type: ignore[operator]
             delay = target - time.monotonic()
             if delay > 0:
                 time.sleep(delay)

@@ -27,6 +27,7 @@ def register(sub: Any) -> None:
 
 def run_score(args: argparse.Namespace) -> int:
     from producer.broker import bootstrap_servers, wait_ready
+    from producer.topics import ensure_topics
     from schemas.errors import FraudstreamError
     from scorer.model import load_model
     from scorer.service import ScoreConfig, Scorer
@@ -38,6 +39,7 @@ def run_score(args: argparse.Namespace) -> int:
     engine = connect(args.db)
     model = load_model(engine, args.model_version)
     wait_ready(bootstrap, timeout=30)
+    ensure_topics(bootstrap, {args.topic: 3, args.alerts_topic: 3, args.dlq_topic: 1})
     config = ScoreConfig(bootstrap=bootstrap, topic=args.topic, group_id=args.group_id,
                          batch_size=args.batch_size, until_idle=args.until_idle,
                          max_messages=args.max_messages, alerts_topic=args.alerts_topic,

@@ -11,7 +11,7 @@ from schemas.errors import FraudstreamError
 from schemas.features import FeatureContract
 from scorer.process import ScoringModel
 from store import registry
-from trainer.model import DenseScorer
+from trainer.model import DenseScorer, load_keras
 
 
 def load_model(engine: Engine, version: int | str = "production",
@@ -21,8 +21,7 @@ def load_model(engine: Engine, version: int | str = "production",
     Raises :class:`store.registry.ArtifactIntegrityError` when any artifact differs from its
     manifest; the Keras file is loaded with ``safe_mode`` (no arbitrary code).
     """
-    import keras
-
+    keras = load_keras()
     record = registry.get(engine, version)
     directory = registry.verify(record, home)
     try:

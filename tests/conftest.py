@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg  # noqa: F401  (before TensorFlow: see trainer.model.load_keras)
 import pytest
 from sqlalchemy import create_engine, text
 

@@ -11,7 +11,9 @@ output holds plain JSON numbers only:
   stored as component weights, means ``(k, 29)`` and the row-major lower triangle of each
   covariance's Cholesky factor ``(k, 435)`` (any rounding of a Cholesky factor keeps the
   covariance positive semi-definite);
-* per class, an hourly histogram of ``Time`` (48 one-hour bins over the two-day span).
+* per class, an hourly histogram of ``Time`` (48 one-hour bins over the two-day span);
+* ``camouflaged_fraud_share``: the share of frauds drawn from the normal mixture, so that the
+  classes overlap as much as in the real data (see :data:`CAMOUFLAGED_FRAUD_SHARE`).
 
 Only this script reads real data; :mod:`trainer.synth` reads the JSON it writes.
 """
@@ -20,13 +22,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from schemas.errors import FraudstreamError
 from schemas.features import AMOUNT_EPSILON, CSV_COLUMNS, V_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PARAMS_VERSION = 1
 MAX_TIME = 172792  # last Time (seconds) in the full creditcard.csv
@@ -37,6 +43,12 @@ N_BINS = 48
 #: counts of the same hours of day 2.
 OVERSAMPLED_HOURS = 13
 SIG_DIGITS = 6
+#: Share of frauds that :mod:`trainer.synth` draws from the *normal* mixture ("camouflaged").
+#: Real frauds partly look exactly like normals: in a 4-fold out-of-fold check on the real sample
+#: (22,331 rows) a small MLP scored ~2% of frauds below the median normal and ~5% below the 90th
+#: percentile. A fraud-only mixture is learnt almost perfectly from 100k synthetic rows (AUC 0.999),
+#: so a 3% share of normal-looking frauds restores that overlap (5% made it harder than real).
+CAMOUFLAGED_FRAUD_SHARE = 0.03
 CALIBRATION_DRAWS = 400_000
 #: Quantile levels of the log-amount calibration (denser in the tails).
 QUANTILE_LEVELS = np.round(np.concatenate([
@@ -90,9 +102,12 @@ def time_histograms(time: np.ndarray, label: np.ndarray) -> dict[str, Any]:
             "normal_counts": normal.tolist(), "fraud_counts": fraud.tolist()}
 
 
-def fit(frame: Any, *, normal_components: int = 10, fraud_components: int = 4,
+def fit(frame: pd.DataFrame, *, normal_components: int = 10, fraud_components: int = 4,
         seed: int = 0) -> dict[str, Any]:
-    """Fit all synthetic-data parameters on a creditcard-style DataFrame."""
+    """Fit all synthetic-data parameters on a creditcard-style DataFrame (columns CSV_COLUMNS).
+
+    Returns the JSON-ready dict that :mod:`trainer.synth` loads from ``synth_params.json``.
+    """
     missing = [c for c in CSV_COLUMNS if c not in frame.columns]
     if missing:
         raise FraudstreamError(f"input CSV lacks columns: {', '.join(missing)}")
@@ -113,6 +128,7 @@ def fit(frame: Any, *, normal_components: int = 10, fraud_components: int = 4,
         },
         "features": [*V_COLUMNS, "LogAmount"],
         "amount_epsilon": AMOUNT_EPSILON,
+        "camouflaged_fraud_share": CAMOUFLAGED_FRAUD_SHARE,
         "time": time_histograms(frame["Time"].to_numpy(float), label),
         "classes": {
             "0": fit_mixture(features[label == 0], normal_components, seed),
@@ -141,4 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except FraudstreamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

@@ -6,6 +6,7 @@ probability. Dense(16, relu) -> Dropout(0.5) -> Dense(1, sigmoid), output bias `
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +19,22 @@ OVERSAMPLE_STEPS_PER_EPOCH = 20  # as the tutorial's resampled fit
 STRATEGIES = ("weighted", "baseline", "oversample")
 
 
-def _metrics() -> list[Any]:
+def load_keras() -> Any:
+    """Import Keras (TensorFlow backend).
+
+    psycopg's libpq and its OpenSSL must be loaded before TensorFlow: in the other order the
+    process aborts (``free(): invalid pointer``) at the first SSL connection to PostgreSQL.
+    """
+    with contextlib.suppress(ImportError):
+        import psycopg  # noqa: F401
+
     import keras
+
+    return keras
+
+
+def _metrics() -> list[Any]:
+    keras = load_keras()
 
     return [
         keras.metrics.BinaryCrossentropy(name="cross_entropy"),
@@ -38,7 +53,7 @@ def _metrics() -> list[Any]:
 
 def make_model(n_features: int, output_bias: float | None = None) -> Any:
     """A compiled Keras model; ``output_bias`` initialises the sigmoid layer's bias."""
-    import keras
+    keras = load_keras()
 
     bias = keras.initializers.Constant(output_bias) if output_bias is not None else "zeros"
     model = keras.Sequential([
@@ -68,8 +83,9 @@ class _EpochProgress:
     """A tqdm bar over epochs (on a terminal only) showing loss and val_prc."""
 
     def __new__(cls, epochs: int) -> Any:
-        import keras
         from tqdm import tqdm
+
+        keras = load_keras()
 
         class Callback(keras.callbacks.Callback):
             def on_train_begin(self, logs: Any = None) -> None:
@@ -91,7 +107,7 @@ class _EpochProgress:
 def fit(strategy: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
         y_val: np.ndarray, *, epochs: int, seed: int) -> tuple[Any, dict[str, list[float]]]:
     """Train one strategy with early stopping on ``val_prc``; returns (model, history)."""
-    import keras
+    keras = load_keras()
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
@@ -144,8 +160,7 @@ class DenseScorer:
 
     @classmethod
     def from_keras(cls, model: Any) -> DenseScorer:
-        import keras
-
+        keras = load_keras()
         dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
         kernels = tuple(np.asarray(layer.kernel.numpy(), dtype=np.float64) for layer in dense)
         biases = tuple(np.asarray(layer.bias.numpy(), dtype=np.float64) for layer in dense)

@@ -3,7 +3,9 @@
 Rows are drawn from the class-conditional model in the packaged ``synth_params.json`` (fitted by
 :mod:`trainer.fit_synth` on real rows): per class, a Gaussian mixture over
 ``V1..V28, log(Amount + 0.001)`` and an hourly histogram of ``Time``. The classes overlap as in
-the real data, so a model scores high but not perfectly.
+the real data, so a model scores high but not perfectly: besides a fraud mixture component close
+to the normals, a small share of frauds (``camouflaged_fraud_share``, 3%) is drawn from the normal
+mixture, as some real frauds are indistinguishable from normal transactions.
 
 Columns are exactly :data:`schemas.features.CSV_COLUMNS`; units as in the real file: ``Time`` in
 seconds from the first transaction (integer-valued, ``0..172792``), ``Amount`` in currency units
@@ -13,6 +15,7 @@ seconds from the first transaction (integer-valued, ``0..172792``), ``Amount`` i
 from __future__ import annotations
 
 import json
+import numbers
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +41,8 @@ def load_params() -> dict[str, Any]:
     try:
         params = json.loads(PARAMS_PATH.read_text())
     except (OSError, ValueError) as exc:
-        raise FraudstreamError(f"cannot read synthetic-data parameters {PARAMS_PATH}: {exc}") from exc
+        raise FraudstreamError(
+            f"cannot read synthetic-data parameters {PARAMS_PATH}: {exc}") from exc
     if params.get("version") != PARAMS_VERSION:
         raise FraudstreamError(f"unsupported synth_params.json version {params.get('version')!r}")
     return params
@@ -98,7 +102,8 @@ def generate(rows: int, *, fraud_rate: float = DEFAULT_FRAUD_RATE, seed: int = 0
 
     if isinstance(rows, bool) or not isinstance(rows, int | np.integer) or rows < 1:
         raise FraudstreamError(f"rows must be an integer >= 1, got {rows!r}")
-    if not 0 <= fraud_rate < 1:
+    if isinstance(fraud_rate, bool) or not isinstance(fraud_rate, numbers.Real) \
+            or not 0 <= fraud_rate < 1:
         raise FraudstreamError(f"fraud_rate must be in [0, 1), got {fraud_rate!r}")
     params = load_params()
     rng = np.random.default_rng(seed)
@@ -106,10 +111,12 @@ def generate(rows: int, *, fraud_rate: float = DEFAULT_FRAUD_RATE, seed: int = 0
     sizes = {0: int(rows) - frauds, 1: frauds}
     time_counts = {0: params["time"]["normal_counts"], 1: params["time"]["fraud_counts"]}
 
+    camouflaged = int(rng.binomial(frauds, params["camouflaged_fraud_share"]))
+    # Feature draws: normals, then camouflaged frauds from the normal mixture, then the rest.
     parts = []
-    for c in (0, 1):
-        mixture = params["classes"][str(c)]
-        part = sample_mixture(mixture, sizes[c], rng)
+    for mixture_class, n in ((0, sizes[0] + camouflaged), (1, frauds - camouflaged)):
+        mixture = params["classes"][str(mixture_class)]
+        part = sample_mixture(mixture, n, rng)
         part[:, -1] = calibrate_log_amount(mixture, part[:, -1])
         parts.append(part)
     features = np.concatenate(parts)
@@ -134,10 +141,10 @@ def write_csv(path: Path, rows: int, *, fraud_rate: float = DEFAULT_FRAUD_RATE,
 
     Formats: ``Time`` and ``Class`` as integers, ``V1..V28`` with ``%.6g``, ``Amount`` ``%.2f``.
     """
-    frame = generate(rows, fraud_rate=fraud_rate, seed=seed)
     path = Path(path)
     if not path.parent.is_dir():
         raise FraudstreamError(f"output directory does not exist: {path.parent}")
+    frame = generate(rows, fraud_rate=fraud_rate, seed=seed)
     fmt = ["%d", *(["%.6g"] * len(V_COLUMNS)), "%.2f", "%d"]
     np.savetxt(path, frame.to_numpy(dtype=float), fmt=fmt, delimiter=",",
                header=",".join(CSV_COLUMNS), comments="")

@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# The fraudstream CLI image used by docker-compose.yml (trainer, producer, scorer).
+#   docker build -t fraudstream:local .
+#   docker run --rm fraudstream:local --help
+# Runtime configuration comes from the environment only (no credentials are baked in):
+#   KAFKA_BOOTSTRAP_SERVERS, FRAUDSTREAM_DB_URL, FRAUDSTREAM_HOME.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    FRAUDSTREAM_HOME=/var/lib/fraudstream
+
+# Non-root user; the directories that docker-compose.yml mounts named volumes on are created
+# here, owned by that user, so fresh volumes inherit a writable owner.
+RUN groupadd --system --gid 10001 fraudstream \
+    && useradd --system --uid 10001 --gid fraudstream --create-home --home-dir /home/fraudstream \
+       --shell /usr/sbin/nologin fraudstream \
+    && mkdir -p /var/lib/fraudstream /data \
+    && chown fraudstream:fraudstream /var/lib/fraudstream /data
+
+# Only what the package build needs (see .dockerignore as well). README.md is optional.
+WORKDIR /src
+COPY pyproject.toml README.m[d] fraudstream_cli.py ./
+COPY schemas/ schemas/
+COPY trainer/ trainer/
+COPY producer/ producer/
+COPY scorer/ scorer/
+COPY store/ store/
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install '.[postgres]' \
+    && rm -rf /src
+
+USER fraudstream
+WORKDIR /home/fraudstream
+ENTRYPOINT ["fraudstream"]
+CMD ["--help"]

@@ -1,0 +1,431 @@
+"""Structure of docker-compose.yml, Dockerfile and .dockerignore (no Docker engine needed).
+
+The compose file is interpolated the way Docker Compose does it (``${VAR:-default}``,
+``${VAR:?error}``, ``$$``), then checked against the real ``fraudstream`` argument parser.
+Services whose entrypoint is a shell script are *run* with /bin/sh, with a stand-in
+``fraudstream`` executable on PATH that parses its argv with the real parser (exit 2 on an
+unknown flag) and records it, so every branch of the script is checked with real shell semantics.
+Only the ``docker compose config`` check may skip (when no Docker Compose is available).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy.engine import make_url
+
+from fraudstream_cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+SECRET = "s3cret-from-env"  # what the test "environment" holds for POSTGRES_PASSWORD
+APP_SERVICES = ("trainer", "producer", "scorer")
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}"
+                  r"|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class MissingRequired(ValueError):
+    pass
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """Docker Compose variable interpolation applied to every string in a parsed compose file."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1) or m.group(4)
+        op, arg = m.group(2), m.group(3) or ""
+        current = env.get(name)
+        present = current is not None and (current != "" or not (op or "").startswith(":"))
+        if op in ("-", ":-"):
+            return current if present else arg
+        if op in ("?", ":?"):
+            if not present:
+                raise MissingRequired(f"{name}: {arg}")
+            return current
+        if op in ("+", ":+"):
+            return arg if present else ""
+        return current or ""
+
+    return _VAR.sub(sub, value)
+
+
+def raw_compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def compose(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The compose file as Docker Compose would see it with ``env`` as the host environment."""
+    return interpolate(raw_compose(), {"POSTGRES_PASSWORD": SECRET} if env is None else env)
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def volume_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Named volume -> container path."""
+    mounts = {}
+    for vol in service.get("volumes") or []:
+        if isinstance(vol, dict):
+            source, target = vol.get("source"), vol["target"]
+        else:
+            source, target = vol.split(":")[:2]
+        mounts[source] = target
+    return mounts
+
+
+def kafka_internal_listener(kafka: dict[str, Any]) -> tuple[str, str]:
+    """(listener name, "kafka:<port>") of the advertised listener named after the service."""
+    env = environment(kafka)
+    for entry in env["KAFKA_ADVERTISED_LISTENERS"].split(","):
+        name, hostport = entry.split("://")
+        if hostport.rsplit(":", 1)[0] == "kafka":
+            return name, hostport
+    raise AssertionError("no advertised listener on host 'kafka'")
+
+
+# ---------------------------------------------------------------- running the service commands
+
+def strict_parser() -> argparse.ArgumentParser:
+    """The real parser, with prefix abbreviations off so a misspelt flag cannot slip through."""
+    parser = build_parser()
+    todo = [parser]
+    while todo:
+        current = todo.pop()
+        current.allow_abbrev = False
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo += list(action.choices.values())
+    return parser
+
+
+FAKE_CLI = """\
+import argparse, json, os, sys
+from pathlib import Path
+from fraudstream_cli import build_parser
+""" + inspect.getsource(strict_parser) + """
+argv = sys.argv[1:]
+args = strict_parser().parse_args(argv)
+with open(os.environ["FAKE_LOG"], "a") as fh:
+    fh.write(json.dumps(argv) + "\\n")
+if args.command == "synth":
+    Path(args.out).write_text("Time,Amount,Class\\n0,1.0,0\\n")
+if args.command == "models":
+    sys.exit(int(os.environ["FAKE_MODELS_RC"]))
+"""
+
+
+def is_shell(service: dict[str, Any]) -> bool:
+    entry = service.get("entrypoint")
+    return isinstance(entry, list) and entry[:1] in (["/bin/sh"], ["sh"], ["/bin/bash"])
+
+
+def run_service(service: dict[str, Any], tmp_path: Path, overrides: dict[str, str],
+                models_rc: int = 1) -> list[list[str]]:
+    """The fraudstream argv lists a service runs (its shell script executed for real)."""
+    if not is_shell(service):
+        assert "entrypoint" not in service, "a non-shell service must use the image ENTRYPOINT"
+        command = service["command"]
+        return [shlex.split(command) if isinstance(command, str) else list(command)]
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    fake = bindir / "fraudstream"
+    fake.write_text(f"#!{sys.executable}\n{FAKE_CLI}")
+    fake.chmod(0o755)
+    log = tmp_path / "calls.jsonl"
+    log.unlink(missing_ok=True)
+    env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": str(ROOT), "FAKE_LOG": str(log), "FAKE_MODELS_RC": str(models_rc),
+           **environment(service), **overrides}
+    command = service["command"]
+    args = [*service["entrypoint"], *([command] if isinstance(command, str) else command)]
+    proc = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def parse(argv: list[str]) -> Any:
+    return strict_parser().parse_args(argv)
+
+
+def commands(argvs: list[list[str]]) -> list[str]:
+    return [argv[0] for argv in argvs]
+
+
+# ---------------------------------------------------------------------------------- compose
+
+
+def test_services_and_images() -> None:
+    services = compose()["services"]
+    assert set(services) == {"kafka", "postgres", "trainer", "producer", "scorer"}
+    assert re.fullmatch(r"apache/kafka:4\.1\.\d+", services["kafka"]["image"])
+    assert services["postgres"]["image"] == "postgres:16"
+    for name in APP_SERVICES:
+        assert services[name]["build"]["context"] == "."
+        assert services[name]["image"] == services["trainer"]["image"]
+
+
+def test_every_subcommand_exists_and_its_flags_parse(tmp_path: Path) -> None:
+    subparsers = next(a for a in strict_parser()._actions if a.dest == "command")
+    services = compose()["services"]
+    csv = str(tmp_path / "absent.csv")
+    seen: set[str] = set()
+    for name in APP_SERVICES:
+        for argv in run_service(services[name], tmp_path, {"CSV": csv, "SPEEDUP": "60"}):
+            assert argv[0] in subparsers.choices, f"{name}: unknown subcommand {argv[0]}"
+            parse(argv)  # argparse exits (SystemExit 2) on an unknown or malformed flag
+            seen.add(argv[0])
+    assert {"synth", "train", "replay", "score"} <= seen
+
+
+def test_trainer_synthesises_a_missing_csv_then_trains(tmp_path: Path) -> None:
+    trainer = compose()["services"]["trainer"]
+    csv = tmp_path / "creditcard.csv"
+    calls = run_service(trainer, tmp_path, {"CSV": str(csv)}, models_rc=1)
+    assert commands(calls) == ["synth", "models", "train"]
+    synth, train = parse(calls[0]), parse(calls[2])
+    assert (synth.rows, synth.seed) == (284807, 1)
+    assert csv.exists() and not Path(f"{csv}.partial").exists()  # moved into place when complete
+    assert train.csv == str(csv)
+    assert train.epochs == int(environment(trainer)["EPOCHS"])
+
+
+def test_trainer_uses_an_existing_csv_and_skips_when_a_model_is_registered(tmp_path: Path) -> None:
+    trainer = compose()["services"]["trainer"]
+    csv = tmp_path / "real.csv"
+    csv.write_text("Time,Amount,Class\n")
+    calls = run_service(trainer, tmp_path, {"CSV": str(csv)}, models_rc=0)
+    assert commands(calls) == ["models"]
+    calls = run_service(trainer, tmp_path, {"CSV": str(csv), "RETRAIN": "1"}, models_rc=0)
+    assert commands(calls) == ["train"] and parse(calls[0]).csv == str(csv)
+
+
+def test_trainer_passes_a_url_straight_through(tmp_path: Path) -> None:
+    trainer = compose()["services"]["trainer"]
+    url = "https://example.org/creditcard.csv"
+    calls = run_service(trainer, tmp_path, {"CSV": url}, models_rc=1)
+    assert commands(calls) == ["models", "train"] and parse(calls[1]).csv == url
+
+
+def test_producer_replays_the_trainers_csv_with_optional_speedup(tmp_path: Path) -> None:
+    services = compose()["services"]
+    producer, trainer = services["producer"], services["trainer"]
+    assert environment(producer)["CSV"] == environment(trainer)["CSV"]
+    (plain,) = run_service(producer, tmp_path, {})
+    (fast,) = run_service(producer, tmp_path, {"SPEEDUP": "60"})
+    args = parse(plain)
+    assert args.command == "replay" and args.speedup is None and args.rate is None
+    assert args.csv == environment(trainer)["CSV"] and args.partitions == 3
+    assert parse(fast).speedup == 60.0
+    # the default CSV lives on the `data` volume, mounted at the same path in both services
+    data_dir = str(Path(environment(trainer)["CSV"]).parent)
+    assert volume_mounts(trainer)["data"] == volume_mounts(producer)["data"] == data_dir
+
+
+def test_kafka_is_a_single_kraft_node() -> None:
+    kafka = compose()["services"]["kafka"]
+    env = environment(kafka)
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    listeners = dict(entry.split("://") for entry in env["KAFKA_LISTENERS"].split(","))
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert controller in listeners
+    controller_port = listeners[controller].rsplit(":", 1)[1]
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == \
+        f"{env['KAFKA_NODE_ID']}@kafka:{controller_port}"
+    name, hostport = kafka_internal_listener(kafka)
+    assert listeners[name].rsplit(":", 1)[1] == hostport.rsplit(":", 1)[1]
+    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert {name, controller} <= set(protocols)
+    for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+                "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+                "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"):
+        assert env[key] == "1", key
+
+
+def test_kafka_clients_use_the_internal_listener(tmp_path: Path) -> None:
+    services = compose()["services"]
+    _, internal = kafka_internal_listener(services["kafka"])
+    talkers = set()
+    for name in APP_SERVICES:
+        env = environment(services[name])
+        for argv in run_service(services[name], tmp_path, {"CSV": str(tmp_path / "x.csv")}):
+            args = parse(argv)
+            if args.command in ("replay", "score"):
+                talkers.add(name)
+                assert env.get("KAFKA_BOOTSTRAP_SERVERS") == internal, name
+                assert (args.bootstrap_servers or env["KAFKA_BOOTSTRAP_SERVERS"]) == internal
+                assert services[name]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert talkers == {"producer", "scorer"}
+
+
+def test_producer_and_scorer_agree_on_the_topic(tmp_path: Path) -> None:
+    services = compose()["services"]
+    (replay,) = run_service(services["producer"], tmp_path, {})
+    (score,) = run_service(services["scorer"], tmp_path, {})
+    assert parse(replay).topic == parse(score).topic == "transactions"
+    assert parse(score).group_id == "fraudstream-scorer"
+
+
+def test_database_users_get_a_postgres_url_with_the_password_from_the_environment() -> None:
+    services = compose()["services"]
+    pg = environment(services["postgres"])
+    assert "POSTGRES_PASSWORD" in raw_compose()["services"]["postgres"]["environment"]
+    assert pg["POSTGRES_PASSWORD"] == SECRET  # i.e. it references ${POSTGRES_PASSWORD...}
+    for name in ("trainer", "scorer"):
+        url = make_url(environment(services[name])["FRAUDSTREAM_DB_URL"])
+        assert url.get_backend_name() == "postgresql", name
+        assert url.host == "postgres" and url.port in (None, 5432)
+        assert (url.username, url.password, url.database) == \
+            (pg["POSTGRES_USER"], SECRET, pg["POSTGRES_DB"])
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "FRAUDSTREAM_DB_URL" not in environment(services["producer"])  # least privilege
+
+
+def test_the_password_is_required_not_defaulted() -> None:
+    with pytest.raises(MissingRequired, match="POSTGRES_PASSWORD"):
+        compose(env={})
+    assert SECRET not in COMPOSE.read_text()
+
+
+def test_trainer_and_scorer_share_fraudstream_home() -> None:
+    services = compose()["services"]
+    trainer, scorer = volume_mounts(services["trainer"]), volume_mounts(services["scorer"])
+    assert trainer["fraudstream-home"] == scorer["fraudstream-home"]
+    for name in ("trainer", "scorer"):
+        assert environment(services[name])["FRAUDSTREAM_HOME"] == trainer["fraudstream-home"]
+    assert {"fraudstream-home", "pgdata", "data"} <= set(compose()["volumes"])
+    assert volume_mounts(services["postgres"])["pgdata"] == "/var/lib/postgresql/data"
+
+
+def test_start_order_and_healthchecks() -> None:
+    services = compose()["services"]
+    expected = {
+        "trainer": {"postgres": "service_healthy"},
+        "producer": {"kafka": "service_healthy", "trainer": "service_completed_successfully"},
+        "scorer": {"kafka": "service_healthy", "postgres": "service_healthy",
+                   "trainer": "service_completed_successfully"},
+    }
+    for name, deps in expected.items():
+        got = {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
+        assert got == deps, name
+    kafka_check = services["kafka"]["healthcheck"]["test"]
+    assert kafka_check[0] == "CMD" and kafka_check[1:] == [
+        "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", "localhost:9092", "--list"]
+    _, internal = kafka_internal_listener(services["kafka"])
+    assert internal.endswith(":9092")  # the port the healthcheck probes
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+
+
+def test_scorer_replicas_stop_gracefully() -> None:
+    scorer = compose()["services"]["scorer"]
+    assert scorer["deploy"]["replicas"] == 2
+    assert "container_name" not in scorer  # a fixed name would forbid replicas
+    assert "entrypoint" not in scorer  # fraudstream is PID 1 and receives SIGTERM itself
+    assert scorer.get("stop_signal", "SIGTERM") == "SIGTERM"
+    grace = re.fullmatch(r"(\d+)s", scorer["stop_grace_period"])
+    assert grace and int(grace.group(1)) >= 10
+
+
+def test_docker_compose_config_accepts_the_file() -> None:
+    docker = shutil.which("docker")
+    ok = docker and subprocess.run([docker, "compose", "version"], capture_output=True,
+                                   timeout=30).returncode == 0
+    if not ok:
+        pytest.skip("`docker compose` is not available on this machine")
+    env = {**os.environ, "POSTGRES_PASSWORD": SECRET}
+    proc = subprocess.run([docker, "compose", "-f", str(COMPOSE), "config", "-q"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+# --------------------------------------------------------------------------------- Dockerfile
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def copy_sources() -> list[str]:
+    sources = []
+    for word, rest in dockerfile_instructions():
+        if word in ("COPY", "ADD"):
+            parts = [p for p in shlex.split(rest) if not p.startswith("--")]
+            sources += parts[:-1]
+    return sources
+
+
+def test_dockerfile_base_install_user_and_entrypoint() -> None:
+    instructions = dockerfile_instructions()
+    assert [rest for word, rest in instructions if word == "FROM"] == ["python:3.11-slim"]
+    runs = " ".join(rest for word, rest in instructions if word == "RUN")
+    assert "pip install '.[postgres]'" in runs and "dev" not in runs
+    users = [rest for word, rest in instructions if word == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    entry = [rest for word, rest in instructions if word == "ENTRYPOINT"]
+    assert [json.loads(e) for e in entry] == [["fraudstream"]]
+    # the image's FRAUDSTREAM_HOME and the mount points exist and belong to the user
+    home = environment(compose()["services"]["scorer"])["FRAUDSTREAM_HOME"]
+    data_dir = volume_mounts(compose()["services"]["trainer"])["data"]
+    assert f"FRAUDSTREAM_HOME={home}" in " ".join(r for w, r in instructions if w == "ENV")
+    chown = next(r for w, r in instructions if w == "RUN" and "chown" in r)
+    assert home in chown and data_dir in chown
+
+
+def test_dockerfile_copies_only_the_package() -> None:
+    sources = copy_sources()
+    for src in sources:
+        assert src not in (".", "./", "*") and not src.startswith(".env"), src
+        assert not re.search(r"secret|credential|password|\.pem$|\.key$|id_rsa", src, re.I), src
+        if not any(c in src for c in "*?["):
+            assert (ROOT / src).exists(), f"COPY source missing: {src}"
+    copied = {s.rstrip("/") for s in sources}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    for pattern in packages:  # e.g. "trainer*": the package directory must be copied
+        assert pattern.rstrip("*") in copied, pattern
+    for module in project["tool"]["setuptools"]["py-modules"]:
+        assert f"{module}.py" in copied
+    assert "pyproject.toml" in copied
+
+
+def test_dockerignore_keeps_local_state_and_secrets_out() -> None:
+    patterns = {line.strip() for line in DOCKERIGNORE.read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+    assert {".venv", ".git", ".fraudstream", "tests", "*.csv", "**/*.csv", ".env"} <= patterns
+    assert not any(p.startswith("!") for p in patterns)

@@ -1,0 +1,159 @@
+"""The scorer on a real Kafka broker and real databases: exact counts, crashes, two members,
+malformed events. The reference is an offline batch scoring of the same rows."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from producer.replay import replay, source_tag
+from producer.topics import ensure_topics
+from scorer.model import load_model
+from scorer.service import ScoreConfig, Scorer
+from tests.scoring_helpers import (
+    committed_offsets,
+    finish,
+    kill,
+    offline_reference,
+    replay_all,
+    scorer_process,
+    setup_model,
+    streamed_result,
+)
+from trainer.synth import write_csv
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory):
+    return str(write_csv(tmp_path_factory.mktemp("d") / "small.csv", 6000, fraud_rate=0.02,
+                         seed=11))
+
+
+def run_in_process(bootstrap, topic, engine, home, group="g", **kw):
+    config = ScoreConfig(bootstrap=bootstrap, topic=topic, group_id=group, until_idle=4,
+                         alerts_topic=f"{topic}.alerts", dlq_topic=f"{topic}.dlq", **kw)
+    ensure_topics(bootstrap, {f"{topic}.alerts": 1, f"{topic}.dlq": 1})
+    return Scorer(config, engine, load_model(engine, home=home)).run()
+
+
+def test_stream_equals_offline_batch_scoring(kafka_bootstrap, new_topic, small_csv, db_url,
+                                             home):
+    engine = setup_model(small_csv, db_url, home)
+    topic = new_topic(kafka_bootstrap)
+    ids = replay_all(small_csv, kafka_bootstrap, topic)
+    summary = run_in_process(kafka_bootstrap, topic, engine, home, batch_size=700)
+    expected = offline_reference(engine, small_csv, home, ids)
+    assert summary.consumed == 6000 and summary.dlq == 0
+    got = streamed_result(engine)
+    assert got == expected
+    assert len(got.alert_ids) == expected.tp + expected.fp > 0
+    # Alerts were published too, keyed by transaction id, valid alert events.
+    consumer = KafkaConsumer(f"{topic}.alerts", bootstrap_servers=kafka_bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    published = {m.key.decode(): json.loads(m.value) for m in consumer}
+    consumer.close()
+    assert set(published) == set(expected.alert_ids)
+    assert all(a["score"] >= a["threshold"] for a in published.values())
+    # A restart finds nothing new: no event counted twice.
+    again = run_in_process(kafka_bootstrap, topic, engine, home, batch_size=700)
+    assert again.consumed == 0 and streamed_result(engine) == expected
+
+
+MALFORMED = [
+    b"{not json", b"", b"[1,2]", b'"a string"', b"null",
+    json.dumps({"schema_version": 1}).encode(),  # missing fields
+    b'{"schema_version": 1, "transaction_id": "x", "time_s": NaN}',
+    b"x" * 20_000,  # oversized
+]
+
+
+def malformed_variants(good: dict) -> list[bytes]:
+    out = list(MALFORMED)
+    for change in ({"amount": -5.0}, {"schema_version": 7}, {"v3": "abc"}, {"is_fraud": 3},
+                   {"transaction_id": 42}, {"v10": None}):
+        out.append(json.dumps({**good, **change}).encode())
+    return out
+
+
+def test_malformed_events_go_to_dlq_and_good_counts_stay_exact(
+        kafka_bootstrap, new_topic, small_csv, db_url, home):
+    engine = setup_model(small_csv, db_url, home)
+    topic = new_topic(kafka_bootstrap)
+    ids = replay_all(small_csv, kafka_bootstrap, topic)
+    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    good = json.loads(next(iter(consumer)).value)
+    consumer.close()
+    bad = malformed_variants(good)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all",
+                             max_request_size=1_048_576)
+    for i, value in enumerate(bad):
+        producer.send(topic, key=f"bad-{i}".encode(), value=value, partition=i % 3).get(30)
+    producer.close()
+    summary = run_in_process(kafka_bootstrap, topic, engine, home)
+    assert summary.dlq == len(bad) >= 10
+    assert streamed_result(engine) == offline_reference(engine, small_csv, home, ids)
+    dlq = KafkaConsumer(f"{topic}.dlq", bootstrap_servers=kafka_bootstrap,
+                        auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    letters = list(dlq)
+    dlq.close()
+    assert sorted(m.value for m in letters) == sorted(bad)  # original bytes kept
+    for m in letters:
+        headers = dict(m.headers)
+        assert headers["fraudstream.error"].decode().strip()
+        assert headers["fraudstream.source"].decode().startswith(f"{topic}/")
+
+
+@pytest.mark.slow
+def test_sigkill_three_times_then_exact(kafka_bootstrap, new_topic, tmp_path_factory, db_url,
+                                        home):
+    csv = str(write_csv(tmp_path_factory.mktemp("big") / "big.csv", 50_000, fraud_rate=0.01,
+                        seed=21))
+    engine = setup_model(csv, db_url, home)
+    topic = new_topic(kafka_bootstrap)
+    ids = replay_all(csv, kafka_bootstrap, topic)
+    rng = random.Random(5)
+    kills = 0
+    while kills < 3:
+        proc = scorer_process(kafka_bootstrap, topic, "crashy", db_url, home,
+                              "--batch-size", "250")
+        start = committed_offsets(engine, "crashy")
+        target = start + rng.randint(1_000, 9_000)
+        deadline = time.monotonic() + 120
+        while committed_offsets(engine, "crashy") < target and proc.poll() is None:
+            assert time.monotonic() < deadline, "scorer made no progress"
+            time.sleep(rng.uniform(0.01, 0.2))
+        assert proc.poll() is None, "scorer exited before it could be killed"
+        kill(proc)
+        kills += 1
+    assert 0 < committed_offsets(engine, "crashy") < 50_000
+    final = finish(scorer_process(kafka_bootstrap, topic, "crashy", db_url, home,
+                                  "--until-idle", "5"))
+    assert final["consumed"] > 0
+    assert committed_offsets(engine, "crashy") == 50_000
+    assert streamed_result(engine) == offline_reference(engine, csv, home, ids)
+
+
+@pytest.mark.slow
+def test_two_scorers_share_partitions_exactly(kafka_bootstrap, new_topic, tmp_path_factory,
+                                              db_url, home):
+    csv = str(write_csv(tmp_path_factory.mktemp("two") / "two.csv", 20_000, fraud_rate=0.01,
+                        seed=31))
+    engine = setup_model(csv, db_url, home)
+    topic = new_topic(kafka_bootstrap)
+    procs = [scorer_process(kafka_bootstrap, topic, "pair", db_url, home, "--until-idle", "15",
+                            "--batch-size", "200") for _ in range(2)]
+    time.sleep(12)  # both members join the group (TensorFlow import + rebalance)
+    summary = replay(csv, bootstrap=kafka_bootstrap, topic=topic, rate=4000)
+    assert summary.sent == 20_000
+    results = [finish(p) for p in procs]
+    assert all(r["consumed"] > 0 for r in results), results  # both did work
+    assert sum(r["consumed"] for r in results) >= 20_000
+    ids = [f"{source_tag(csv)}-{line:09d}" for line in range(2, 20_002)]
+    assert streamed_result(engine) == offline_reference(engine, csv, home, ids)
