@@ -1,1 +1,1 @@
-"""Producer: replays ``creditcard.csv`` as a transaction stream onto Kafka; runs the local broker."""
+"""Producer: replays ``creditcard.csv`` onto Kafka as transactions; runs the local broker."""

@@ -383,3 +383,12 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
+
+
+if __name__ == "__main__":  # `python -m producer.broker ensure-jars` (used by `make`)
+    if sys.argv[1:] != ["ensure-jars"]:
+        sys.exit("usage: python -m producer.broker ensure-jars")
+    try:
+        print(jar_dir())
+    except FraudstreamError as exc:
+        sys.exit(f"fraudstream: error: {exc}")

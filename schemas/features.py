@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from operator import attrgetter
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,8 @@ class FeatureContract:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureContract:
         if data.get("contract_version") != CONTRACT_VERSION:
-            raise ValueError(f"unsupported feature contract version {data.get('contract_version')!r}")
+            version = data.get("contract_version")
+            raise ValueError(f"unsupported feature contract version {version!r}")
         if list(data.get("features", [])) != list(MODEL_FEATURES):
             raise ValueError("feature contract columns do not match this code's MODEL_FEATURES")
         mean, scale = data["mean"], data["scale"]

@@ -1,1 +1,1 @@
-"""Scorer: a Kafka consumer group that scores transactions in micro-batches with exactly-once SQL effects."""
+"""Scorer: a Kafka consumer group scoring micro-batches with exactly-once effects in SQL."""

@@ -51,7 +51,8 @@ def run_models(args: argparse.Namespace) -> int:
         records = registry.list_versions(engine)
         _print([r.summary() for r in records], args.json,
                [f"v{r.version:<4} {r.stage:<10} {r.strategy:<10} threshold={r.threshold:.4f} "
-                f"test_auc={r.metrics['test']['threshold']['auc']:.4f} {r.created_at:%Y-%m-%d %H:%M}"
+                f"test_auc={r.metrics['test']['threshold']['auc']:.4f} "
+                f"{r.created_at:%Y-%m-%d %H:%M}"
                 for r in records] or ["no models registered"])
         return 0
     if args.models_command == "promote":

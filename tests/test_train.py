@@ -61,7 +61,7 @@ def test_same_seed_same_result_and_compare(csv, home, tmp_path):
 def test_cli_json_and_tampered_artifact_refused(csv, home, tmp_path):
     db = f"sqlite:///{tmp_path / 'c.db'}"
     proc = subprocess.run([sys.executable, "-m", "fraudstream_cli", "train", "--csv", csv,
-                           "--epochs", "2", "--db", db, "--json",
+                           "--epochs", "8", "--db", db, "--json",
                            "--threshold-policy", "precision:0.5"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -1,7 +1,7 @@
 """Loading ``creditcard.csv`` (file or URL) with clear errors, and the tutorial's stratified splits.
 
 Shapes: ``raw`` is ``(n, 29)`` float64 in :data:`schemas.features.RAW_FEATURES` order
-(``V1..V28, Amount``); ``y`` is ``(n,)`` int8 with 1 = fraud. ``Time`` is dropped, as in the tutorial.
+(``V1..V28, Amount``); ``y`` is ``(n,)`` int8 with 1 = fraud. ``Time`` is dropped (tutorial).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def load_csv(source: str) -> Dataset:
     """Read and validate a creditcard.csv-shaped file or URL.
 
     Raises :class:`FraudstreamError` naming the problem: missing file, unreachable URL, empty
-    file, missing columns, non-numeric or non-finite values, labels other than 0/1, or a single class.
+    file, missing columns, non-numeric or non-finite values, labels other than 0/1, or one class.
     """
     import pandas as pd
 
@@ -93,7 +93,8 @@ def load_csv(source: str) -> Dataset:
     labels = numeric["Class"]
     if not np.isin(labels, (0.0, 1.0)).all():
         line = int(np.argmax(~np.isin(labels, (0.0, 1.0)))) + 2
-        raise FraudstreamError(f"{source}: Class must be 0 or 1, line {line} has {labels[line - 2]}")
+        value = labels[line - 2]
+        raise FraudstreamError(f"{source}: Class must be 0 or 1, line {line} has {value}")
     if len(np.unique(labels)) < 2:
         raise FraudstreamError(
             f"{source} has only class {int(labels[0])}: training needs frauds and non-frauds"
@@ -113,7 +114,8 @@ def split(dataset: Dataset, *, seed: int) -> Splits:
         train, val = train_test_split(rest, test_size=0.2, stratify=dataset.y[rest],
                                       random_state=seed)
     except ValueError as exc:
-        raise FraudstreamError(f"cannot split {dataset.source} into stratified sets: {exc}") from exc
+        raise FraudstreamError(
+            f"cannot split {dataset.source} into stratified sets: {exc}") from exc
     return Splits(
         train_raw=dataset.raw[train], y_train=dataset.y[train],
         val_raw=dataset.raw[val], y_val=dataset.y[val],

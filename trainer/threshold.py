@@ -38,7 +38,7 @@ def parse_policy(policy: str) -> tuple[str, float | None]:
 
 
 def choose_threshold(y_val: np.ndarray, p_val: np.ndarray, policy: str = DEFAULT_POLICY) -> float:
-    """The operating threshold in [0, 1] chosen on validation labels ``(n,)`` and scores ``(n,)``."""
+    """The operating threshold in [0, 1] from validation labels ``(n,)`` and scores ``(n,)``."""
     from sklearn.metrics import precision_recall_curve
 
     name, value = parse_policy(policy)
