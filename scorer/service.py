@@ -74,6 +74,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         self.scorer.resync(assigned)
+        self.scorer.joined_at = self.scorer.joined_at or time.monotonic()
 
 
 class Scorer:
@@ -85,6 +86,7 @@ class Scorer:
         self.summary = ScoreSummary(model_version=model.version)
         self._counts = Counts()
         self._stop = False
+        self.joined_at: float | None = None  # first assignment: the idle clock starts there
         common = {"bootstrap_servers": config.bootstrap, "client_id": "fraudstream-scorer"}
         self.consumer = KafkaConsumer(
             group_id=config.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
@@ -96,15 +98,19 @@ class Scorer:
         """Consume until stopped (signal, ``until_idle`` or ``max_messages``); return totals."""
         self._install_signal_handlers()
         self.consumer.subscribe([self.config.topic], listener=_SeekToStoredOffsets(self))
-        started = last_activity = time.monotonic()
+        started = time.monotonic()
+        last_activity: float | None = None
         first_record: float | None = None
         try:
             while not self._stop and not self._quota_reached():
                 records = self._poll()
                 now = time.monotonic()
                 if not records:
+                    # Idle time counts from joining the group (a rebalance that waits for
+                    # crashed members to time out is not idleness), then from the last event.
+                    since = last_activity or self.joined_at
                     idle = self.config.until_idle
-                    if idle is not None and now - last_activity >= idle:
+                    if idle is not None and since is not None and now - since >= idle:
                         break
                     continue
                 first_record = first_record or now
@@ -114,7 +120,7 @@ class Scorer:
             self._close()
         s = self.summary
         s.seconds = time.monotonic() - started
-        s.busy_seconds = (last_activity - first_record) if first_record else 0.0
+        s.busy_seconds = (last_activity - first_record) if first_record and last_activity else 0.0
         s.rate = s.consumed / s.busy_seconds if s.busy_seconds else 0.0
         s.counts = {**asdict(self._counts), "scored": self._counts.scored}
         return s

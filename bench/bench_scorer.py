@@ -1,0 +1,167 @@
+"""End-to-end scorer throughput (Kafka → score → SQL commit) against two references measured in
+the same run:
+
+  (a) a bare kafka-python consumer draining the same topic (no decoding, no scoring, no DB);
+  (b) the per-message baseline: decode one event, ``model.predict`` one row, insert one row,
+      commit — on a few hundred events.
+
+    .venv/bin/python bench/bench_scorer.py [--rows 284807] [--csv PATH] [--profile]
+
+Uses ``KAFKA_BOOTSTRAP_SERVERS`` or starts a local broker in a temporary directory; SQLite in a
+temporary FRAUDSTREAM_HOME (``--db URL`` for PostgreSQL). The model is trained for a few epochs
+on the same data (quality does not matter here, only the work per event).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+def bare_consumer_rate(bootstrap: str, topic: str, expected: int) -> tuple[float, float]:
+    """(events/s, seconds) of a group consumer polling ``expected`` records, first to last."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bare-{uuid.uuid4()}",
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             max_poll_records=2000, fetch_max_bytes=16 * 1024 * 1024)
+    seen, first = 0, None
+    while seen < expected:
+        batch = consumer.poll(timeout_ms=1000, max_records=2000)
+        n = sum(len(v) for v in batch.values())
+        if n and first is None:
+            first = time.monotonic()
+        seen += n
+    seconds = time.monotonic() - (first or time.monotonic())
+    consumer.close()
+    return expected / seconds, seconds
+
+
+def per_message_rate(bootstrap: str, topic: str, engine: Any, home: Path, n: int) -> float:
+    """Events/s of the naive loop: one decode, one ``model.predict``, one insert+commit each."""
+    import numpy as np
+    from kafka import KafkaConsumer
+
+    from schemas.events import TransactionV1
+    from schemas.features import FeatureContract, raw_matrix_from_events
+    from store import registry
+    from store.tables import confusion_counts
+    from trainer.model import load_keras
+
+    keras = load_keras()
+    record = registry.get(engine)
+    directory = registry.verify(record, home)
+    model = keras.saving.load_model(directory / "model.keras", compile=False)
+    contract = FeatureContract.load(directory / "feature_contract.json")
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=10_000)
+    messages = []
+    for message in consumer:
+        messages.append(message)
+        if len(messages) == n:
+            break
+    consumer.close()
+    c = confusion_counts.c
+    start = time.monotonic()
+    for message in messages:
+        event = TransactionV1.model_validate_json(message.value)
+        x = contract.transform(raw_matrix_from_events([event]))
+        score = float(np.asarray(model.predict(x, verbose=0)).reshape(-1)[0])
+        with engine.begin() as conn:
+            conn.execute(confusion_counts.update().where(c.model_version == record.version)
+                         .values({c.tp: c.tp + int(score >= record.threshold)}))
+    return n / (time.monotonic() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=284_807)
+    parser.add_argument("--csv", help="use this CSV instead of synthetic rows")
+    parser.add_argument("--db", help="database URL (default: SQLite in a temp dir)")
+    parser.add_argument("--baseline-events", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--profile", action="store_true", help="pyinstrument the scorer run")
+    args = parser.parse_args()
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    from producer.broker import LocalBroker, free_port
+    from producer.replay import replay
+    from producer.topics import ensure_topics
+    from scorer.model import load_model
+    from scorer.service import ScoreConfig, Scorer
+    from store.db import connect
+    from trainer.pipeline import train
+    from trainer.synth import write_csv
+
+    with tempfile.TemporaryDirectory(prefix="bench-scorer-") as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        os.environ["FRAUDSTREAM_HOME"] = str(home)
+        db = args.db or f"sqlite:///{home / 'bench.db'}"
+        broker = None
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            broker = LocalBroker(Path(tmp) / "kafka", port=free_port())
+            bootstrap = broker.up()
+        try:
+            csv = args.csv or str(write_csv(Path(tmp) / "creditcard.csv", args.rows, seed=7))
+            train(csv, epochs=3, seed=1, db=db, home=home)
+            engine = connect(db)
+            run = uuid.uuid4().hex[:8]
+            topic = f"bench-tx-{run}"
+            ensure_topics(bootstrap, {topic: 3, f"{topic}.alerts": 3, f"{topic}.dlq": 1})
+            sent = replay(csv, bootstrap=bootstrap, topic=topic).sent
+
+            bare, bare_s = bare_consumer_rate(bootstrap, topic, sent)
+            config = ScoreConfig(bootstrap=bootstrap, topic=topic, group_id=f"bench-{run}",
+                                 batch_size=args.batch_size, until_idle=3,
+                                 alerts_topic=f"{topic}.alerts", dlq_topic=f"{topic}.dlq")
+            scorer = Scorer(config, engine, load_model(engine, home=home))
+            profiler = None
+            if args.profile:
+                from pyinstrument import Profiler
+
+                profiler = Profiler()
+                profiler.start()
+            summary = scorer.run()
+            if profiler is not None:
+                profiler.stop()
+                print(profiler.output_text(unicode=False, color=False, show_all=False))
+            naive = per_message_rate(bootstrap, topic, engine, home, args.baseline_events)
+        finally:
+            if broker is not None:
+                broker.down()
+    assert summary.consumed == sent, (summary.consumed, sent)
+    result = {
+        "events": sent,
+        "bare_consumer_eps": round(bare),
+        "bare_consumer_seconds": round(bare_s, 2),
+        "scorer_eps": round(summary.rate),
+        "scorer_seconds": round(summary.busy_seconds, 2),
+        "per_message_eps": round(naive, 1),
+        "scorer_vs_bare": round(summary.rate / bare, 3),
+        "scorer_vs_per_message": round(summary.rate / naive, 1),
+        "flagged": summary.flagged,
+        "batch_size": args.batch_size,
+    }
+    print(f"events                       {sent:>10,}")
+    print(f"(a) bare kafka-python drain  {bare:>10,.0f} events/s  ({bare_s:.2f} s)")
+    print(f"    fraudstream scorer       {summary.rate:>10,.0f} events/s  "
+          f"({summary.busy_seconds:.2f} s, Kafka -> score -> SQL commit)")
+    print(f"(b) per-message baseline     {naive:>10,.1f} events/s  "
+          f"(decode, predict 1 row, insert 1 row; {args.baseline_events} events)")
+    print(f"scorer / bare consumer       {summary.rate / bare:>10.3f}")
+    print(f"scorer / per-message         {summary.rate / naive:>10.1f}x")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
