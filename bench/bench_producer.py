@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from common import bench_broker, maybe_profile
 
 
 def raw_send_rate(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> float:
@@ -63,41 +64,22 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
-    from producer.broker import LocalBroker, free_port
     from producer.replay import replay, source_tag
     from producer.topics import ensure_topics
     from trainer.synth import write_csv
 
-    with tempfile.TemporaryDirectory(prefix="bench-producer-") as tmp:
-        broker = None
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            broker = LocalBroker(Path(tmp) / "kafka", port=free_port())
-            bootstrap = broker.up()
-        try:
-            csv_path = write_csv(Path(tmp) / "creditcard.csv", args.rows, seed=7)
-            run = uuid.uuid4().hex[:8]
-            ours_topic, raw_topic = f"bench-replay-{run}", f"bench-raw-{run}"
-            ensure_topics(bootstrap, {ours_topic: 3, raw_topic: 3})
-
-            profiler = None
-            if args.profile:
-                from pyinstrument import Profiler
-
-                profiler = Profiler()
-                profiler.start()
+    with tempfile.TemporaryDirectory(prefix="bench-producer-") as tmp, \
+            bench_broker(Path(tmp)) as bootstrap:
+        csv_path = write_csv(Path(tmp) / "creditcard.csv", args.rows, seed=7)
+        run = uuid.uuid4().hex[:8]
+        ours_topic, raw_topic = f"bench-replay-{run}", f"bench-raw-{run}"
+        ensure_topics(bootstrap, {ours_topic: 3, raw_topic: 3})
+        with maybe_profile(args.profile):
             summary = replay(str(csv_path), bootstrap=bootstrap, topic=ours_topic)
-            if profiler is not None:
-                profiler.stop()
-                print(profiler.output_text(unicode=True, color=False))
-            if summary.failed or summary.sent != args.rows:
-                raise SystemExit(f"replay incomplete: {summary}")
-
-            payloads = encode_like_replay(csv_path, source_tag(str(csv_path)))
-            raw = raw_send_rate(bootstrap, raw_topic, payloads)
-        finally:
-            if broker is not None:
-                broker.down()
+        if summary.failed or summary.sent != args.rows:
+            raise SystemExit(f"replay incomplete: {summary}")
+        payloads = encode_like_replay(csv_path, source_tag(str(csv_path)))
+        raw = raw_send_rate(bootstrap, raw_topic, payloads)
     result = {"rows": args.rows, "replay_events_per_s": round(summary.rate),
               "raw_kafka_python_events_per_s": round(raw),
               "ratio": round(summary.rate / raw, 3)}

@@ -24,6 +24,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from common import bench_broker, maybe_profile
+
 
 def bare_consumer_rate(bootstrap: str, topic: str, expected: int) -> tuple[float, float]:
     """(events/s, seconds) of a group consumer polling ``expected`` records, first to last."""
@@ -92,7 +94,6 @@ def main() -> None:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-    from producer.broker import LocalBroker, free_port
     from producer.replay import replay
     from producer.topics import ensure_topics
     from scorer.model import load_model
@@ -101,44 +102,28 @@ def main() -> None:
     from trainer.pipeline import train
     from trainer.synth import write_csv
 
-    with tempfile.TemporaryDirectory(prefix="bench-scorer-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-scorer-") as tmp, \
+            bench_broker(Path(tmp)) as bootstrap:
         home = Path(tmp) / "home"
         home.mkdir()
         os.environ["FRAUDSTREAM_HOME"] = str(home)
         db = args.db or f"sqlite:///{home / 'bench.db'}"
-        broker = None
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            broker = LocalBroker(Path(tmp) / "kafka", port=free_port())
-            bootstrap = broker.up()
-        try:
-            csv = args.csv or str(write_csv(Path(tmp) / "creditcard.csv", args.rows, seed=7))
-            train(csv, epochs=3, seed=1, db=db, home=home)
-            engine = connect(db)
-            run = uuid.uuid4().hex[:8]
-            topic = f"bench-tx-{run}"
-            ensure_topics(bootstrap, {topic: 3, f"{topic}.alerts": 3, f"{topic}.dlq": 1})
-            sent = replay(csv, bootstrap=bootstrap, topic=topic).sent
+        csv = args.csv or str(write_csv(Path(tmp) / "creditcard.csv", args.rows, seed=7))
+        train(csv, epochs=3, seed=1, db=db, home=home)
+        engine = connect(db)
+        run = uuid.uuid4().hex[:8]
+        topic = f"bench-tx-{run}"
+        ensure_topics(bootstrap, {topic: 3, f"{topic}.alerts": 3, f"{topic}.dlq": 1})
+        sent = replay(csv, bootstrap=bootstrap, topic=topic).sent
 
-            bare, bare_s = bare_consumer_rate(bootstrap, topic, sent)
-            config = ScoreConfig(bootstrap=bootstrap, topic=topic, group_id=f"bench-{run}",
-                                 batch_size=args.batch_size, until_idle=3,
-                                 alerts_topic=f"{topic}.alerts", dlq_topic=f"{topic}.dlq")
-            scorer = Scorer(config, engine, load_model(engine, home=home))
-            profiler = None
-            if args.profile:
-                from pyinstrument import Profiler
-
-                profiler = Profiler()
-                profiler.start()
+        bare, bare_s = bare_consumer_rate(bootstrap, topic, sent)
+        config = ScoreConfig(bootstrap=bootstrap, topic=topic, group_id=f"bench-{run}",
+                             batch_size=args.batch_size, until_idle=3,
+                             alerts_topic=f"{topic}.alerts", dlq_topic=f"{topic}.dlq")
+        scorer = Scorer(config, engine, load_model(engine, home=home))
+        with maybe_profile(args.profile):
             summary = scorer.run()
-            if profiler is not None:
-                profiler.stop()
-                print(profiler.output_text(unicode=False, color=False, show_all=False))
-            naive = per_message_rate(bootstrap, topic, engine, home, args.baseline_events)
-        finally:
-            if broker is not None:
-                broker.down()
+        naive = per_message_rate(bootstrap, topic, engine, home, args.baseline_events)
     assert summary.consumed == sent, (summary.consumed, sent)
     result = {
         "events": sent,

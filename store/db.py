@@ -13,12 +13,13 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from schemas.errors import FraudstreamError
 from store.settings import db_url, redact
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-class DatabaseUnavailable(RuntimeError):
+class DatabaseUnavailable(FraudstreamError):
     """The database could not be reached or opened."""
 
 
