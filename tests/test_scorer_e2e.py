@@ -4,11 +4,13 @@ malformed events. The reference is an offline batch scoring of the same rows."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import time
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from producer.replay import replay, source_tag
 from producer.topics import ensure_topics
@@ -140,6 +142,17 @@ def test_sigkill_three_times_then_exact(kafka_bootstrap, new_topic, tmp_path_fac
     assert streamed_result(engine) == offline_reference(engine, csv, home, ids)
 
 
+def wait_for_members(bootstrap: str, group: str, n: int, timeout: float = 180) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    deadline = time.monotonic() + timeout
+    try:
+        while len(admin.describe_groups([group])[group]["members"]) < n:
+            assert time.monotonic() < deadline, f"{n} members never joined {group}"
+            time.sleep(0.5)
+    finally:
+        admin.close()
+
+
 @pytest.mark.slow
 def test_two_scorers_share_partitions_exactly(kafka_bootstrap, new_topic, tmp_path_factory,
                                               db_url, home):
@@ -147,9 +160,9 @@ def test_two_scorers_share_partitions_exactly(kafka_bootstrap, new_topic, tmp_pa
                         seed=31))
     engine = setup_model(csv, db_url, home)
     topic = new_topic(kafka_bootstrap)
-    procs = [scorer_process(kafka_bootstrap, topic, "pair", db_url, home, "--until-idle", "15",
+    procs = [scorer_process(kafka_bootstrap, topic, "pair", db_url, home, "--until-idle", "30",
                             "--batch-size", "200") for _ in range(2)]
-    time.sleep(12)  # both members join the group (TensorFlow import + rebalance)
+    wait_for_members(kafka_bootstrap, "pair", 2)  # both joined before any event is sent
     summary = replay(csv, bootstrap=kafka_bootstrap, topic=topic, rate=4000)
     assert summary.sent == 20_000
     results = [finish(p) for p in procs]
@@ -157,3 +170,21 @@ def test_two_scorers_share_partitions_exactly(kafka_bootstrap, new_topic, tmp_pa
     assert sum(r["consumed"] for r in results) >= 20_000
     ids = [f"{source_tag(csv)}-{line:09d}" for line in range(2, 20_002)]
     assert streamed_result(engine) == offline_reference(engine, csv, home, ids)
+
+
+def test_sigterm_finishes_the_batch_commits_and_exits_zero(kafka_bootstrap, new_topic,
+                                                           small_csv, db_url, home):
+    engine = setup_model(small_csv, db_url, home)
+    topic = new_topic(kafka_bootstrap)
+    replay_all(small_csv, kafka_bootstrap, topic)
+    proc = scorer_process(kafka_bootstrap, topic, "graceful", db_url, home, "--batch-size", "20")
+    deadline = time.monotonic() + 120
+    while committed_offsets(engine, "graceful") < 200:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    summary = finish(proc, timeout=60)
+    committed = committed_offsets(engine, "graceful")
+    assert 200 <= summary["consumed"] == committed < 6000  # stopped early, nothing half-done
+    counts = streamed_result(engine)
+    assert counts.tp + counts.fp + counts.tn + counts.fn == committed
