@@ -74,7 +74,7 @@ def per_message_rate(bootstrap: str, topic: str, engine: Any, home: Path, n: int
     start = time.monotonic()
     for message in messages:
         event = TransactionV1.model_validate_json(message.value)
-        x = contract.transform(raw_matrix_from_events([event]))
+        x = contract.transform(raw_matrix_from_events([event.model_dump()]))
         score = float(np.asarray(model.predict(x, verbose=0)).reshape(-1)[0])
         with engine.begin() as conn:
             conn.execute(confusion_counts.update().where(c.model_version == record.version)

@@ -12,7 +12,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-TransactionId = Annotated[str, Field(min_length=1, max_length=128)]
+#: Longest accepted transaction id (characters).
+MAX_ID_LENGTH = 128
+TransactionId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
 #: Events larger than this (bytes) are rejected before parsing.
 MAX_EVENT_BYTES = 16_384

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,12 @@ CLIP = 5.0
 CONTRACT_VERSION = 1
 
 
-_event_features = attrgetter(*EVENT_FEATURES)
+_event_features = itemgetter(*EVENT_FEATURES)
 
 
-def raw_matrix_from_events(events: Sequence[Any]) -> np.ndarray:
-    """Stack transaction events (objects with ``v1..v28``, ``amount`` attributes, e.g.
-    :class:`schemas.events.TransactionV1`) into a ``(n, 29)`` float64 raw matrix."""
+def raw_matrix_from_events(events: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Stack validated transaction events (mappings with ``v1..v28`` and ``amount``, as
+    decoded from JSON or ``TransactionV1.model_dump()``) into a ``(n, 29)`` float64 raw matrix."""
     rows = [_event_features(event) for event in events]
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(EVENT_FEATURES))
 

@@ -1,20 +1,32 @@
 """Decoding a micro-batch of Kafka records into valid transactions and dead letters (pure).
 
-No broker is needed: a record is anything with ``topic``, ``partition``, ``offset`` and ``value``
-(bytes or None), such as kafka-python's ``ConsumerRecord``.
+No broker is needed: a record is anything with ``topic``, ``partition``, ``offset``, ``key`` and
+``value`` (bytes or None), such as kafka-python's ``ConsumerRecord``.
+
+The pydantic model :class:`schemas.events.TransactionV1` is the authority. Because validating
+every event with it costs ~16 µs, events are first tried on a fast path (orjson, exact type
+checks, one vectorised finiteness/sign check per batch) that accepts only a strict subset of
+what the model accepts; anything else — malformed or merely unusual — goes to the model, which
+either accepts it or gives the dead-letter reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
+import orjson
 from pydantic import ValidationError
 
-from schemas.events import MAX_EVENT_BYTES, TransactionV1
-from schemas.features import raw_matrix_from_events
+from schemas.events import MAX_EVENT_BYTES, MAX_ID_LENGTH, TransactionV1
+from schemas.features import EVENT_FEATURES, raw_matrix_from_events
+
+_NUMERIC = ("time_s", *EVENT_FEATURES)  # time_s, v1..v28, amount
+_numeric = itemgetter(*_NUMERIC)
+_NUMBER_TYPES = {float, int}
 
 
 @dataclass(frozen=True)
@@ -27,18 +39,18 @@ class DeadLetter:
 
 @dataclass
 class DecodedBatch:
-    events: list[TransactionV1] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # validated transaction fields
     records: list[Any] = field(default_factory=list)  # the record of each event, same order
     dead: list[DeadLetter] = field(default_factory=list)
 
     def raw_matrix(self) -> np.ndarray:
-        """``(n, 29)`` raw features of the valid events."""
+        """``(n, 29)`` raw features of the valid events (feature-contract order)."""
         return raw_matrix_from_events(self.events)
 
     def labels(self) -> np.ndarray:
         """``(n,)`` int8: 0/1 where the event carries ``is_fraud``, -1 where it does not."""
-        return np.array([-1 if e.is_fraud is None else e.is_fraud for e in self.events],
-                        dtype=np.int8)
+        return np.array([-1 if (label := e.get("is_fraud")) is None else label
+                         for e in self.events], dtype=np.int8)
 
 
 def reason_of(error: ValidationError) -> str:
@@ -49,23 +61,50 @@ def reason_of(error: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-def decode_one(value: bytes | None) -> TransactionV1 | str:
-    """The event in ``value``, or the reason it is not a valid transaction event v1."""
+def decode_one(value: bytes | None) -> dict[str, Any] | str:
+    """The event's fields per the model, or the reason it is not a valid transaction event v1."""
     if value is None or not value:
         return "empty message"
     if len(value) > MAX_EVENT_BYTES:
         return f"oversized: {len(value)} bytes > {MAX_EVENT_BYTES}"
     try:
-        return TransactionV1.model_validate_json(value)
+        return TransactionV1.model_validate_json(value).model_dump()
     except ValidationError as exc:
         return reason_of(exc)
 
 
+def _plainly_valid(value: bytes | None) -> dict[str, Any] | None:
+    """The parsed event if its types are exactly right (values are checked per batch)."""
+    if not value or len(value) > MAX_EVENT_BYTES:
+        return None
+    try:
+        event = orjson.loads(value)
+        if type(event) is not dict:
+            return None
+        version, tid, label = event["schema_version"], event["transaction_id"], event.get(
+            "is_fraud")
+        numbers = _numeric(event)
+    except (orjson.JSONDecodeError, KeyError):
+        return None
+    if (type(version) is int and version == 1 and type(tid) is str and 0 < len(tid) <= MAX_ID_LENGTH
+            and (label is None or (type(label) is int and label in (0, 1)))
+            and set(map(type, numbers)) <= _NUMBER_TYPES):
+        return event
+    return None
+
+
 def decode_batch(records: Sequence[Any]) -> DecodedBatch:
     """Split ``records`` into valid events (in order) and dead letters."""
+    fast = [_plainly_valid(r.value) for r in records]
+    index = [i for i, event in enumerate(fast) if event is not None]
+    if index:
+        numbers = np.array([_numeric(fast[i]) for i in index], dtype=np.float64)
+        bad = ~np.isfinite(numbers).all(axis=1) | (numbers[:, 0] < 0) | (numbers[:, -1] < 0)
+        for j in np.flatnonzero(bad):
+            fast[index[j]] = None  # out of range: let the model give the reason
     batch = DecodedBatch()
-    for record in records:
-        result = decode_one(record.value)
+    for record, event in zip(records, fast, strict=True):
+        result = event if event is not None else decode_one(record.value)
         if isinstance(result, str):
             batch.dead.append(DeadLetter(record, result))
         else:

@@ -81,12 +81,13 @@ def score_batch(batch: DecodedBatch, model: ScoringModel,
     alerts: list[AlertV1] = []
     for i in np.flatnonzero(flagged):
         event, record = batch.events[i], batch.records[i]
-        alert = AlertV1(schema_version=1, transaction_id=event.transaction_id,
+        alert = AlertV1(schema_version=1, transaction_id=event["transaction_id"],
                         model_version=model.version, score=float(scores[i]),
-                        threshold=model.threshold, amount=event.amount, time_s=event.time_s,
-                        source_topic=record.topic, source_partition=record.partition,
-                        source_offset=record.offset, scored_at=now)
+                        threshold=model.threshold, amount=float(event["amount"]),
+                        time_s=float(event["time_s"]), source_topic=record.topic,
+                        source_partition=record.partition, source_offset=record.offset,
+                        scored_at=now)
         alerts.append(alert)
         rows.append({**alert.model_dump(exclude={"schema_version", "scored_at"}),
-                     "is_fraud": event.is_fraud, "created_at": now})
+                     "is_fraud": event.get("is_fraud"), "created_at": now})
     return ScoredBatch(scores, flagged, count(labels, flagged), rows, alerts)

@@ -53,7 +53,7 @@ MALFORMED = {
 def test_each_malformed_kind_becomes_a_dead_letter_with_reason(kind):
     records = [Record(encode(event(1)), 0), Record(MALFORMED[kind], 1), Record(encode(event(2)), 2)]
     batch = decode_batch(records)
-    assert [e.transaction_id for e in batch.events] == ["t-1", "t-2"]
+    assert [e["transaction_id"] for e in batch.events] == ["t-1", "t-2"]
     assert [r.offset for r in batch.records] == [0, 2]
     assert len(batch.dead) == 1 and batch.dead[0].record.offset == 1
     assert batch.dead[0].reason and "\n" not in batch.dead[0].reason
@@ -106,3 +106,31 @@ def test_micro_batches_score_bit_identically_to_one_big_batch():
     whole = net.score(x)
     parts = np.concatenate([net.score(x[i : i + 7]) for i in range(0, len(x), 7)])
     np.testing.assert_array_equal(whole, parts)
+
+
+def model_only(records):
+    """Reference: every record through the pydantic model alone."""
+    from scorer.decode import decode_one
+
+    return [decode_one(r.value) for r in records]
+
+
+def test_fast_path_agrees_with_the_model_on_edge_cases():
+    edge = [
+        event(1), event(2, is_fraud=None), event(3, amount=0), event(4, time_s=0),
+        event(5, v2=3), event(6, is_fraud=True), event(7, amount=1e308), event(8, extra="x"),
+        event(9, transaction_id="x" * 128), event(10, transaction_id="x" * 129),
+        event(11, schema_version=1.0), event(12, schema_version=True), event(13, v5=False),
+        event(14, amount=-0.0), event(15, time_s=-1e-9), event(16, v28="1.0"),
+        {k: v for k, v in event(17).items() if k != "is_fraud"},
+    ]
+    records = [Record(encode(e), offset=i) for i, e in enumerate(edge)]
+    records += [Record(v, offset=100 + i) for i, v in enumerate(MALFORMED.values())]
+    batch = decode_batch(records)
+    reference = model_only(records)
+    valid = [r for r in reference if not isinstance(r, str)]
+    assert [e["transaction_id"] for e in batch.events] == [r["transaction_id"] for r in valid]
+    np.testing.assert_array_equal(batch.raw_matrix(),
+                                  np.array([[r[k] for k in (*(f"v{i}" for i in range(1, 29)),
+                                                            "amount")] for r in valid]))
+    assert [d.reason for d in batch.dead] == [r for r in reference if isinstance(r, str)]

@@ -74,6 +74,6 @@ def test_rejects_wrong_width_and_foreign_contract():
 def test_events_to_raw_matrix_in_contract_order():
     values = {name: float(i) for i, name in enumerate(EVENT_FEATURES)}
     event = TransactionV1(schema_version=1, transaction_id="t-1", time_s=0.0, **values)
-    matrix = raw_matrix_from_events([event, event])
+    matrix = raw_matrix_from_events([event.model_dump(), values])
     assert matrix.shape == (2, 29)
     np.testing.assert_array_equal(matrix[0], np.arange(29, dtype=float))
