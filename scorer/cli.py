@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from producer.broker import bootstrap_servers, wait_ready
+    from producer.broker import bootstrap_servers, tcp_reachable, wait_ready
     from producer.topics import ensure_topics
     from schemas.errors import FraudstreamError
     from scorer.model import load_model
@@ -36,6 +36,9 @@ def run_score(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise FraudstreamError("--batch-size must be >= 1")
     bootstrap = bootstrap_servers(args.bootstrap_servers)
+    problem = tcp_reachable(bootstrap)
+    if problem is not None:
+        raise FraudstreamError(f"cannot reach Kafka at {bootstrap} ({problem})")
     engine = connect(args.db)
     model = load_model(engine, args.model_version)
     wait_ready(bootstrap, timeout=30)

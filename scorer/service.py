@@ -90,7 +90,8 @@ class Scorer:
         common = {"bootstrap_servers": config.bootstrap, "client_id": "fraudstream-scorer"}
         self.consumer = KafkaConsumer(
             group_id=config.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=config.batch_size, fetch_max_bytes=16 * 1024 * 1024, **common)
+            max_poll_records=config.batch_size, fetch_max_bytes=32 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024, **common)
         self.producer = KafkaProducer(acks="all", retries=5, linger_ms=5, **common)
 
     # -- the loop ------------------------------------------------------------------------
