@@ -12,6 +12,7 @@ import numpy as np
 from schemas.events import AlertV1
 from schemas.features import FeatureContract
 from scorer.decode import DecodedBatch
+from trainer.metrics import count_flags
 from trainer.model import DenseScorer
 
 
@@ -60,14 +61,8 @@ class ScoredBatch:
 def count(labels: np.ndarray, flagged: np.ndarray) -> Counts:
     """Confusion deltas; ``labels`` is (n,) with -1 for unlabelled events."""
     labelled = labels >= 0
-    fraud = labels == 1
-    return Counts(
-        tp=int(np.sum(flagged & fraud)),
-        fp=int(np.sum(flagged & labelled & ~fraud)),
-        tn=int(np.sum(~flagged & labelled & ~fraud)),
-        fn=int(np.sum(~flagged & fraud)),
-        unlabelled=int(np.sum(~labelled)),
-    )
+    return Counts(**count_flags(labels[labelled], flagged[labelled]),
+                  unlabelled=int(np.sum(~labelled)))
 
 
 def score_batch(batch: DecodedBatch, model: ScoringModel,

@@ -14,8 +14,13 @@ METRIC_NAMES = ("tp", "fp", "tn", "fn", "accuracy", "precision", "recall", "f1",
 
 def confusion(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, int]:
     """tp/fp/tn/fn of the rule ``score >= threshold``."""
+    return count_flags(y, np.asarray(p) >= threshold)
+
+
+def count_flags(y: np.ndarray, flagged: np.ndarray) -> dict[str, int]:
+    """tp/fp/tn/fn of boolean decisions ``flagged`` (n,) against labels ``y`` (n,) 0/1."""
     y = np.asarray(y).astype(bool)
-    flagged = np.asarray(p) >= threshold
+    flagged = np.asarray(flagged, dtype=bool)
     return {
         "tp": int(np.sum(flagged & y)),
         "fp": int(np.sum(flagged & ~y)),
