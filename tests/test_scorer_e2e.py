@@ -188,3 +188,39 @@ def test_sigterm_finishes_the_batch_commits_and_exits_zero(kafka_bootstrap, new_
     assert 200 <= summary["consumed"] == committed < 6000  # stopped early, nothing half-done
     counts = streamed_result(engine)
     assert counts.tp + counts.fp + counts.tn + counts.fn == committed
+
+
+@pytest.mark.postgres
+def test_database_outage_mid_run_is_retried_and_stays_exact(kafka_bootstrap, new_topic,
+                                                            small_csv, home):
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import postgres_url, reset_postgres
+    from tests.tcp_proxy import TcpProxy
+
+    real = postgres_url()
+    reset_postgres(real)
+    engine = setup_model(small_csv, real, home)
+    parsed = make_url(real)
+    proxy = TcpProxy((parsed.host or "127.0.0.1", parsed.port or 5432))
+    via_proxy = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(
+        hide_password=False)
+    topic = new_topic(kafka_bootstrap)
+    ids = replay_all(small_csv, kafka_bootstrap, topic)
+    proc = scorer_process(kafka_bootstrap, topic, "outage", via_proxy, home,
+                          "--batch-size", "50", "--until-idle", "10")
+    deadline = time.monotonic() + 120
+    while committed_offsets(engine, "outage") < 500:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proxy.cut()  # the database is gone mid-stream ...
+    time.sleep(6)
+    assert proc.poll() is None  # ... the scorer waits and retries instead of dying
+    stalled = committed_offsets(engine, "outage")
+    proxy.restore()
+    out, err = proc.communicate(timeout=180)
+    proxy.cut()
+    assert proc.returncode == 0, err[-3000:]
+    assert "retrying" in err
+    assert stalled < 6000 == committed_offsets(engine, "outage")
+    assert streamed_result(engine) == offline_reference(engine, small_csv, home, ids)
