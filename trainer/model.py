@@ -7,11 +7,14 @@ probability. Dense(16, relu) -> Dropout(0.5) -> Dense(1, sigmoid), output bias `
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 2048
 PATIENCE = 10
@@ -80,7 +83,7 @@ def class_weights(y: np.ndarray) -> dict[int, float]:
 
 
 class _EpochProgress:
-    """A tqdm bar over epochs (on a terminal only) showing loss and val_prc."""
+    """Progress over epochs: a tqdm bar on a terminal, else a log line every 10 epochs."""
 
     def __new__(cls, epochs: int) -> Any:
         from tqdm import tqdm
@@ -94,9 +97,11 @@ class _EpochProgress:
 
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
                 logs = logs or {}
-                self.bar.set_postfix(loss=f"{logs.get('loss', 0):.4f}",
-                                     val_prc=f"{logs.get('val_prc', 0):.4f}")
+                loss, val_prc = f"{logs.get('loss', 0):.4f}", f"{logs.get('val_prc', 0):.4f}"
+                self.bar.set_postfix(loss=loss, val_prc=val_prc)
                 self.bar.update(1)
+                if self.bar.disable and (epoch + 1) % 10 == 0:
+                    log.info("epoch %d/%d: loss %s, val_prc %s", epoch + 1, epochs, loss, val_prc)
 
             def on_train_end(self, logs: Any = None) -> None:
                 self.bar.close()
