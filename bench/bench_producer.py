@@ -44,7 +44,7 @@ def encode_like_replay(csv_path: Path, tag: str) -> list[tuple[bytes, bytes]]:
     """The events the replay sends for ``csv_path``, pre-encoded (key, value) bytes."""
     import csv
 
-    from producer.replay import _template
+    from producer.replay import _template, transaction_id
 
     template = _template(True, "s")
     out = []
@@ -52,7 +52,7 @@ def encode_like_replay(csv_path: Path, tag: str) -> list[tuple[bytes, bytes]]:
         reader = csv.reader(handle)
         next(reader)
         for row in reader:
-            tid = f"{tag}-{reader.line_num:09d}"
+            tid = transaction_id(tag, reader.line_num)
             out.append((tid.encode(), (template % (tid, *row[:30], row[30] == "1")).encode()))
     return out
 

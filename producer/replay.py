@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import csv
 import gzip
 import io
 import math
 import re
 import time
 from collections.abc import Iterator
+from csv import reader as csv_reader
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -30,10 +30,8 @@ from typing import Any, TextIO
 from urllib.parse import urlparse
 
 from schemas.errors import FraudstreamError
-from schemas.features import CSV_COLUMNS
+from schemas.features import CSV_COLUMNS, EVENT_NUMBERS
 
-#: Field names of a transaction event, in the order of the CSV columns they come from.
-EVENT_FIELDS: tuple[str, ...] = ("time_s", *(f"v{i}" for i in range(1, 29)), "amount")
 MAX_INVALID_EXAMPLES = 10
 FLUSH_TIMEOUT_S = 120.0
 _CHECK_EVERY = 2_000  # rows between checks of completed send futures
@@ -75,6 +73,11 @@ class ReplaySummary:
         if self.first_error:
             lines.append(f"first send error: {self.first_error}")
         return "\n".join(lines)
+
+
+def transaction_id(tag: str, line_no: int) -> str:
+    """The deterministic id of the row on physical line ``line_no`` of source ``tag``."""
+    return f"{tag}-{line_no:09d}"
 
 
 def source_tag(csv_path: str) -> str:
@@ -137,7 +140,7 @@ def _template(labels: bool, conversion: str) -> str:
     ``conversion`` is ``s`` (the fields' source text, already checked to be JSON numbers) or
     ``r`` (Python floats, whose repr is what ``json.dumps`` would write).
     """
-    body = ",".join(f'"{name}":%{conversion}' for name in EVENT_FIELDS)
+    body = ",".join(f'"{name}":%{conversion}' for name in EVENT_NUMBERS)
     tail = ',"is_fraud":%d}' if labels else "}"
     return '{"schema_version":1,"transaction_id":"%s",' + body + tail
 
@@ -201,7 +204,7 @@ def replay(csv: str, *, bootstrap: str, topic: str = "transactions", partitions:
     """
     _check_args(partitions, rate, speedup, limit, skip)
     with open_source(csv) as handle:
-        reader = _csv_reader(handle)
+        reader = csv_reader(handle)  # (the parameter `csv` shadows the module)
         header = [h.strip() for h in next(reader, [])]
         missing = [c for c in CSV_COLUMNS if c not in header]
         if not header:
@@ -223,10 +226,6 @@ def replay(csv: str, *, bootstrap: str, topic: str = "transactions", partitions:
                          invalid_examples=stats["examples"], seconds=round(seconds, 4),
                          rate=round(sender.acked / seconds, 1) if seconds > 0 else 0.0,
                          topic=topic, partitions=count, first_error=sender.first_error)
-
-
-def _csv_reader(handle: TextIO) -> Any:
-    return csv.reader(handle)
 
 
 class _Sender:
@@ -305,7 +304,7 @@ def _send_rows(reader: Any, header: list[str], sender: _Sender, topic: str, tag:
             break
         considered += 1
         line_no = reader.line_num
-        tid = f"{tag}-{line_no:09d}"
+        tid = transaction_id(tag, line_no)
         # Fast path: every field a finite JSON number, Time/Amount >= 0, Class "0"/"1".
         cols = fields if identity else get(fields) if len(fields) == ncols else None
         try:

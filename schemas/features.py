@@ -29,6 +29,8 @@ CSV_COLUMNS: tuple[str, ...] = ("Time", *V_COLUMNS, "Amount", "Class")
 RAW_FEATURES: tuple[str, ...] = (*V_COLUMNS, "Amount")
 #: The same inputs as spelled in a transaction event.
 EVENT_FEATURES: tuple[str, ...] = tuple(c.lower() for c in RAW_FEATURES)
+#: Numeric fields of a transaction event, in CSV column order (``Time``, ``V1..V28``, ``Amount``).
+EVENT_NUMBERS: tuple[str, ...] = ("time_s", *EVENT_FEATURES)
 #: Names of the transformed model inputs.
 MODEL_FEATURES: tuple[str, ...] = (*V_COLUMNS, "LogAmount")
 

@@ -22,10 +22,9 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.events import MAX_EVENT_BYTES, MAX_ID_LENGTH, TransactionV1
-from schemas.features import EVENT_FEATURES, raw_matrix_from_events
+from schemas.features import EVENT_NUMBERS, raw_matrix_from_events
 
-_NUMERIC = ("time_s", *EVENT_FEATURES)  # time_s, v1..v28, amount
-_numeric = itemgetter(*_NUMERIC)
+_numeric = itemgetter(*EVENT_NUMBERS)  # time_s, v1..v28, amount
 _NUMBER_TYPES = {float, int}
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine, func, select
 
-from producer.replay import replay, source_tag
+from producer.replay import replay, source_tag, transaction_id
 from producer.topics import ensure_topics
 from scorer.model import load_model
 from store.db import connect
@@ -69,7 +69,7 @@ def replay_all(csv: str, bootstrap: str, topic: str) -> list[str]:
     summary = replay(csv, bootstrap=bootstrap, topic=topic, partitions=3)
     assert summary.failed == 0 and summary.invalid == 0
     tag = source_tag(csv)  # ids are "<file stem>-<CSV line number>", the header being line 1
-    return [f"{tag}-{line:09d}" for line in range(2, summary.sent + 2)]
+    return [transaction_id(tag, line) for line in range(2, summary.sent + 2)]
 
 
 def scorer_process(bootstrap: str, topic: str, group: str, db_url: str, home: Path,

@@ -12,7 +12,7 @@ import time
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from producer.replay import replay, source_tag
+from producer.replay import replay, source_tag, transaction_id
 from producer.topics import ensure_topics
 from scorer.model import load_model
 from scorer.service import ScoreConfig, Scorer
@@ -168,7 +168,7 @@ def test_two_scorers_share_partitions_exactly(kafka_bootstrap, new_topic, tmp_pa
     results = [finish(p) for p in procs]
     assert all(r["consumed"] > 0 for r in results), results  # both did work
     assert sum(r["consumed"] for r in results) >= 20_000
-    ids = [f"{source_tag(csv)}-{line:09d}" for line in range(2, 20_002)]
+    ids = [transaction_id(source_tag(csv), line) for line in range(2, 20_002)]
     assert streamed_result(engine) == offline_reference(engine, csv, home, ids)
 
 
