@@ -1,6 +1,6 @@
-"""Data contracts: transaction and alert events, and the feature contract."""
+"""Data contracts: transaction, alert and label events, and the feature contract."""
 
-from schemas.events import MAX_EVENT_BYTES, AlertV1, TransactionV1
+from schemas.events import MAX_EVENT_BYTES, AlertV1, LabelV1, TransactionV1
 from schemas.features import (
     CSV_COLUMNS,
     EVENT_FEATURES,
@@ -18,6 +18,7 @@ __all__ = [
     "RAW_FEATURES",
     "AlertV1",
     "FeatureContract",
+    "LabelV1",
     "TransactionV1",
     "raw_matrix_from_events",
 ]

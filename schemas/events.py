@@ -1,4 +1,5 @@
-"""Versioned event contracts: a transaction on the ``transactions`` topic, an alert on ``alerts``.
+"""Versioned event contracts: a transaction on ``transactions``, an alert on ``alerts``, a label
+on ``labels``.
 
 JSON Schema copies live in ``schemas/json/`` and are kept in sync with these models by a test
 (``python -m schemas.export`` rewrites them).
@@ -6,15 +7,29 @@ JSON Schema copies live in ``schemas/json/`` and are kept in sync with these mod
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 #: Longest accepted transaction id (characters).
 MAX_ID_LENGTH = 128
-TransactionId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+#: Ids are printable text: no control characters (NUL breaks PostgreSQL text, others break logs).
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+TransactionId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
+#: A 0/1 flag that is an integer on the wire: ``true`` and ``1.0`` are refused, as the JSON
+#: Schema says (strict int, not ``Literal``, which compares by equality and lets them through).
+Flag01 = Annotated[int, Field(strict=True, ge=0, le=1)]
+
+#: The dataset's ``Time`` is seconds since its first transaction; event time is that offset from
+#: this epoch (the ULB data was collected over two days in September 2013).
+DATASET_EPOCH = datetime(2013, 9, 1, tzinfo=UTC)
+
+
+def event_time(time_s: float) -> datetime:
+    """The absolute event time (UTC) of a transaction ``time_s`` seconds into the dataset."""
+    return DATASET_EPOCH + timedelta(seconds=time_s)
 
 #: Events larger than this (bytes) are rejected before parsing.
 MAX_EVENT_BYTES = 16_384
@@ -62,7 +77,7 @@ class TransactionV1(BaseModel):
     v27: FiniteFloat
     v28: FiniteFloat
     amount: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    is_fraud: Literal[0, 1] | None = None
+    is_fraud: Flag01 | None = None
 
 
 class AlertV1(BaseModel):
@@ -85,3 +100,33 @@ class AlertV1(BaseModel):
     source_partition: Annotated[int, Field(ge=0)]
     source_offset: Annotated[int, Field(ge=0)]
     scored_at: Annotated[datetime, Field(strict=False)]
+
+
+LabelValue = Literal["fraud", "genuine"]
+LabelSource = Literal["chargeback", "analyst", "replay", "other"]
+#: Longest accepted free-text reason on a label (characters).
+MAX_REASON_LENGTH = 1000
+
+
+class LabelV1(BaseModel):
+    """The truth about one transaction, arriving after it was scored (a chargeback, an analyst's
+    verdict, a replayed ``Class``). ``label_id`` makes delivery idempotent; the latest label of a
+    transaction (by ``observed_at``, then arrival) is its truth, and earlier ones stay as history.
+    ``observed_at`` is when the truth became known (timezone-aware)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    schema_version: Literal[1]
+    label_id: TransactionId
+    transaction_id: TransactionId
+    label: LabelValue
+    source: LabelSource
+    observed_at: Annotated[datetime, Field(strict=False)]
+    reason: Annotated[str, Field(max_length=MAX_REASON_LENGTH)] | None = None
+
+    @field_validator("observed_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("observed_at needs a timezone (e.g. 2013-09-02T10:00:00Z)")
+        return value.astimezone(UTC)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from schemas.events import AlertV1, TransactionV1
+from schemas.events import AlertV1, LabelV1, TransactionV1
 
 JSON_DIR = Path(__file__).parent / "json"
 SCHEMA_FILES: dict[str, type[BaseModel]] = {
     "transaction.v1.json": TransactionV1,
     "alert.v1.json": AlertV1,
+    "label.v1.json": LabelV1,
 }
 
 
