@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
 
+from labels import cli as labels_cli  # noqa: E402
 from producer import cli as producer_cli  # noqa: E402
 from schemas.errors import FraudstreamError  # noqa: E402
 from scorer import cli as scorer_cli  # noqa: E402
@@ -21,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fraudstream", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for component in (trainer_cli, producer_cli, scorer_cli, store_cli):
+    for component in (trainer_cli, producer_cli, scorer_cli, labels_cli, store_cli):
         component.register(sub)
     return parser
 

@@ -7,12 +7,16 @@ import json
 import logging
 from typing import Any
 
+#: The production scoring group: only the production model may score in it.
+PRODUCTION_GROUP = "fraudstream-scorer"
+
 
 def register(sub: Any) -> None:
     score = sub.add_parser("score", help="score the transaction stream (a consumer-group member)")
     score.add_argument("--bootstrap-servers", help="H:P (default: $KAFKA_BOOTSTRAP_SERVERS)")
     score.add_argument("--topic", default="transactions")
-    score.add_argument("--group-id", default="fraudstream-scorer")
+    score.add_argument("--group-id", default=PRODUCTION_GROUP,
+                       help="consumer group; a model other than production needs its own group")
     score.add_argument("--db", help="SQLAlchemy URL (default: $FRAUDSTREAM_DB_URL or SQLite)")
     score.add_argument("--model-version", default="production", help="a number or 'production'")
     score.add_argument("--batch-size", type=int, default=2000, help="max events per micro-batch")
@@ -35,12 +39,24 @@ def run_score(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise FraudstreamError("--batch-size must be >= 1")
+    if args.max_messages is not None and args.max_messages < 1:
+        raise FraudstreamError("--max-messages must be >= 1")
+    if args.until_idle is not None and args.until_idle <= 0:
+        raise FraudstreamError("--until-idle must be > 0")
     bootstrap = bootstrap_servers(args.bootstrap_servers)
     problem = tcp_reachable(bootstrap)
     if problem is not None:
         raise FraudstreamError(f"cannot reach Kafka at {bootstrap} ({problem})")
     engine = connect(args.db)
     model = load_model(engine, args.model_version)
+    if args.model_version != "production" and args.group_id == PRODUCTION_GROUP:
+        from store import registry
+
+        if registry.get(engine, "production").version != model.version:
+            raise FraudstreamError(
+                f"model {model.version} is not the production model: it may not join the "
+                f"production group '{PRODUCTION_GROUP}' (its alerts would mix with "
+                f"production's); give it its own --group-id, or promote it first")
     wait_ready(bootstrap, timeout=30)
     ensure_topics(bootstrap, {args.topic: 3, args.alerts_topic: 3, args.dlq_topic: 1})
     config = ScoreConfig(bootstrap=bootstrap, topic=args.topic, group_id=args.group_id,

@@ -12,6 +12,7 @@ either accepts it or gives the dead-letter reason.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -19,21 +20,15 @@ from typing import Any
 
 import numpy as np
 import orjson
-from pydantic import ValidationError
 
-from schemas.events import MAX_EVENT_BYTES, MAX_ID_LENGTH, TransactionV1
+from schemas.events import ID_PATTERN, MAX_EVENT_BYTES, MAX_ID_LENGTH, TransactionV1
 from schemas.features import EVENT_NUMBERS, raw_matrix_from_events
+from schemas.validation import validate_event
+from stream.deadletters import DeadLetter
 
 _numeric = itemgetter(*EVENT_NUMBERS)  # time_s, v1..v28, amount
 _NUMBER_TYPES = {float, int}
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A record that is not a valid transaction event, with the reason (one line)."""
-
-    record: Any
-    reason: str
+_plain_id = re.compile(ID_PATTERN).match
 
 
 @dataclass
@@ -51,25 +46,15 @@ class DecodedBatch:
         return np.array([-1 if (label := e.get("is_fraud")) is None else label
                          for e in self.events], dtype=np.int8)
 
-
-def reason_of(error: ValidationError) -> str:
-    """A one-line reason from a pydantic error, e.g. ``amount: Input should be >= 0``."""
-    first = error.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "event"
-    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    def column(self, name: str) -> np.ndarray:
+        """``(n,)`` float64 values of one numeric field (e.g. ``time_s``, ``amount``)."""
+        return np.array([e[name] for e in self.events], dtype=np.float64)
 
 
 def decode_one(value: bytes | None) -> dict[str, Any] | str:
     """The event's fields per the model, or the reason it is not a valid transaction event v1."""
-    if value is None or not value:
-        return "empty message"
-    if len(value) > MAX_EVENT_BYTES:
-        return f"oversized: {len(value)} bytes > {MAX_EVENT_BYTES}"
-    try:
-        return TransactionV1.model_validate_json(value).model_dump()
-    except ValidationError as exc:
-        return reason_of(exc)
+    result = validate_event(TransactionV1, value)
+    return result if isinstance(result, str) else result.model_dump()
 
 
 def _plainly_valid(value: bytes | None) -> dict[str, Any] | None:
@@ -86,7 +71,7 @@ def _plainly_valid(value: bytes | None) -> dict[str, Any] | None:
     except (orjson.JSONDecodeError, KeyError):
         return None
     if (type(version) is int and version == 1 and type(tid) is str and 0 < len(tid) <= MAX_ID_LENGTH
-            and (label is None or (type(label) is int and label in (0, 1)))
+            and _plain_id(tid) and (label is None or (type(label) is int and label in (0, 1)))
             and set(map(type, numbers)) <= _NUMBER_TYPES):
         return event
     return None

@@ -1,5 +1,5 @@
-"""Scoring one decoded micro-batch (pure): features through the shared contract, scores,
-flags, confusion-count deltas and alert events. No I/O."""
+"""Scoring one decoded micro-batch (pure): features through the shared contract, scores, flags,
+and the batch's rows — decisions, alerts, inline labels — and alert events. No I/O."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from schemas.events import AlertV1
+from schemas.events import AlertV1, event_time
 from schemas.features import FeatureContract
 from scorer.decode import DecodedBatch
-from trainer.metrics import count_flags
 from trainer.model import DenseScorer
+
+#: Label ids of truths that rode inside a transaction event (``is_fraud``) are this plus its id.
+INLINE_LABEL_PREFIX = "inline:"
 
 
 @dataclass(frozen=True)
@@ -33,36 +35,13 @@ class ScoringModel:
 
 
 @dataclass(frozen=True)
-class Counts:
-    tp: int = 0
-    fp: int = 0
-    tn: int = 0
-    fn: int = 0
-    unlabelled: int = 0
-
-    @property
-    def scored(self) -> int:
-        return self.tp + self.fp + self.tn + self.fn + self.unlabelled
-
-    def __add__(self, other: Counts) -> Counts:
-        return Counts(self.tp + other.tp, self.fp + other.fp, self.tn + other.tn,
-                      self.fn + other.fn, self.unlabelled + other.unlabelled)
-
-
-@dataclass(frozen=True)
 class ScoredBatch:
     scores: np.ndarray  # (n,)
     flagged: np.ndarray  # (n,) bool
-    counts: Counts
-    alert_rows: list[dict[str, Any]]  # rows for the ``alerts`` table
+    decision_rows: list[dict[str, Any]]  # one per scored event, for ``decisions``
+    alert_rows: list[dict[str, Any]]  # flagged events, for ``alerts``
     alerts: list[AlertV1]  # the same, as alert events
-
-
-def count(labels: np.ndarray, flagged: np.ndarray) -> Counts:
-    """Confusion deltas; ``labels`` is (n,) with -1 for unlabelled events."""
-    labelled = labels >= 0
-    return Counts(**count_flags(labels[labelled], flagged[labelled]),
-                  unlabelled=int(np.sum(~labelled)))
+    label_rows: list[dict[str, Any]]  # inline ``is_fraud`` truths, for ``labels``
 
 
 def score_batch(batch: DecodedBatch, model: ScoringModel,
@@ -70,8 +49,26 @@ def score_batch(batch: DecodedBatch, model: ScoringModel,
     """Score the valid events of ``batch``; flag ``score >= model.threshold``."""
     scores = model.score_raw(batch.raw_matrix())
     flagged = scores >= model.threshold
-    labels = batch.labels()
     now = now or datetime.now(UTC)
+    decisions: list[dict[str, Any]] = []
+    labels: list[dict[str, Any]] = []
+    for event, record, score, flag in zip(batch.events, batch.records, scores.tolist(),
+                                          flagged.tolist(), strict=True):
+        when = event_time(event["time_s"])
+        tid = event["transaction_id"]
+        decisions.append({
+            "transaction_id": tid, "model_version": model.version, "score": score,
+            "threshold": model.threshold, "flagged": flag, "amount": float(event["amount"]),
+            "event_time": when, "source_topic": record.topic,
+            "source_partition": record.partition, "source_offset": record.offset,
+            "scored_at": now})
+        if event.get("is_fraud") is not None:
+            labels.append({
+                "label_id": INLINE_LABEL_PREFIX + tid, "transaction_id": tid,
+                "is_fraud": int(event["is_fraud"]), "source": "replay", "observed_at": when,
+                "reason": "is_fraud carried by the transaction event", "received_at": now,
+                "source_topic": record.topic, "source_partition": record.partition,
+                "source_offset": record.offset})
     rows: list[dict[str, Any]] = []
     alerts: list[AlertV1] = []
     for i in np.flatnonzero(flagged):
@@ -84,5 +81,5 @@ def score_batch(batch: DecodedBatch, model: ScoringModel,
                         scored_at=now)
         alerts.append(alert)
         rows.append({**alert.model_dump(exclude={"schema_version", "scored_at"}),
-                     "is_fraud": event.get("is_fraud"), "created_at": now})
-    return ScoredBatch(scores, flagged, count(labels, flagged), rows, alerts)
+                     "created_at": now})
+    return ScoredBatch(scores, flagged, decisions, rows, alerts, labels)

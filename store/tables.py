@@ -1,10 +1,16 @@
 """SQLAlchemy tables. Every write the scorer makes is keyed by a natural key, so it is idempotent.
 
 * ``model_versions``: the model registry (one row per registered model).
+* ``decisions``: the decision log, one row per scored transaction and model version (natural key
+  (``transaction_id``, ``model_version``)): score, threshold, flag, event time, lineage.
 * ``alerts``: flagged transactions, natural key (``transaction_id``, ``model_version``).
-* ``confusion_counts``: running tp/fp/tn/fn per model version.
-* ``consumer_offsets``: next offset to read per (group, topic, partition); written in the same
-  database transaction as the batch's alerts and counts, so the database is the source of truth.
+* ``labels``: the truth about transactions, with history (natural key ``label_id``; ``seq`` is the
+  arrival order). The latest label of a transaction (by ``observed_at``, then ``seq``) is its truth.
+* ``consumer_offsets``: next offset to read per (group, topic, partition), with the topic's Kafka
+  id; written in the same database transaction as the batch's effects, so the database is the
+  source of truth.
+
+Confusion counts are not stored: they are computed from decisions ⋈ labels (``store.counts``).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -50,23 +57,42 @@ alerts = Table(
     Column("threshold", Float, nullable=False),
     Column("amount", Float, nullable=False),
     Column("time_s", Float, nullable=False),
-    Column("is_fraud", SmallInteger, nullable=True),
     Column("source_topic", String(255), nullable=False),
     Column("source_partition", Integer, nullable=False),
     Column("source_offset", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-confusion_counts = Table(
-    "confusion_counts",
+decisions = Table(
+    "decisions",
     metadata,
+    Column("transaction_id", String(128), primary_key=True),
     Column("model_version", Integer, ForeignKey("model_versions.version"), primary_key=True),
-    Column("tp", BigInteger, nullable=False, default=0),
-    Column("fp", BigInteger, nullable=False, default=0),
-    Column("tn", BigInteger, nullable=False, default=0),
-    Column("fn", BigInteger, nullable=False, default=0),
-    Column("unlabelled", BigInteger, nullable=False, default=0),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("flagged", Boolean, nullable=False),
+    Column("amount", Float, nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=False, index=True),
+    Column("source_topic", String(255), nullable=False),
+    Column("source_partition", Integer, nullable=False),
+    Column("source_offset", BigInteger, nullable=False),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("label_id", String(128), nullable=False, unique=True),
+    Column("transaction_id", String(128), nullable=False, index=True),
+    Column("is_fraud", SmallInteger, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("observed_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("reason", Text, nullable=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("source_topic", String(255), nullable=True),
+    Column("source_partition", Integer, nullable=True),
+    Column("source_offset", BigInteger, nullable=True),
 )
 
 consumer_offsets = Table(
@@ -76,5 +102,6 @@ consumer_offsets = Table(
     Column("topic", String(255), primary_key=True),
     Column("partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
+    Column("topic_id", String(36), nullable=True),  # Kafka's topic id: a recreated topic differs
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -18,7 +18,8 @@ from producer.replay import replay, source_tag, transaction_id
 from producer.topics import ensure_topics
 from scorer.model import load_model
 from store.db import connect
-from store.tables import alerts, confusion_counts, consumer_offsets
+from store.counts import matured_counts
+from store.tables import alerts, consumer_offsets, decisions
 from trainer.data import load_csv
 from trainer.pipeline import train
 
@@ -44,10 +45,15 @@ def offline_reference(engine: Engine, csv: str, home: Path, ids: list[str]) -> E
 
 
 def streamed_result(engine: Engine) -> Expected:
+    """The product's counts (decisions ⋈ labels, every unlabelled decision genuine) and alerts."""
+    (row,) = matured_counts(engine).rows
     with engine.connect() as conn:
-        row = conn.execute(select(confusion_counts)).one()
         ids = [r[0] for r in conn.execute(select(alerts.c.transaction_id))]
+        flagged = {r[0] for r in conn.execute(
+            select(decisions.c.transaction_id).where(decisions.c.flagged.is_(True)))}
     assert len(ids) == len(set(ids)), "duplicate alert rows"
+    assert set(ids) == flagged, "alerts and flagged decisions differ"
+    assert row.pending == 0
     return Expected(tp=row.tp, fp=row.fp, tn=row.tn, fn=row.fn, alert_ids=frozenset(ids))
 
 

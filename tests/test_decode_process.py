@@ -9,7 +9,7 @@ import pytest
 from schemas.events import MAX_EVENT_BYTES
 from schemas.features import FeatureContract
 from scorer.decode import decode_batch
-from scorer.process import Counts, ScoringModel, count, score_batch
+from scorer.process import INLINE_LABEL_PREFIX, ScoringModel, score_batch
 from trainer.model import DenseScorer
 
 
@@ -68,13 +68,6 @@ def test_reasons_name_the_problem():
     assert "JSON" in reasons["not json"] or "json" in reasons["not json"]
 
 
-def test_count_handles_unlabelled():
-    labels = np.array([1, 1, 0, 0, -1, -1], dtype=np.int8)
-    flagged = np.array([True, False, True, False, True, False])
-    assert count(labels, flagged) == Counts(tp=1, fp=1, tn=1, fn=1, unlabelled=2)
-    assert Counts(tp=1) + Counts(fn=2, unlabelled=1) == Counts(tp=1, fn=2, unlabelled=1)
-
-
 def toy_model(threshold=0.5):
     # One hidden unit relu(V1); output = sigmoid(10 * relu(V1) - 5): flags V1 > 0.5.
     k1 = np.zeros((29, 1))
@@ -91,10 +84,17 @@ def test_score_batch_flags_counts_and_builds_alerts():
     records = [Record(encode(e), offset=10 + i, partition=2) for i, e in enumerate(events)]
     scored = score_batch(decode_batch(records), toy_model())
     assert scored.flagged.tolist() == [True, False, True, False]
-    assert scored.counts == Counts(tp=1, fp=1, tn=0, fn=1, unlabelled=1)
+    assert [d["flagged"] for d in scored.decision_rows] == [True, False, True, False]
+    assert [d["source_offset"] for d in scored.decision_rows] == [10, 11, 12, 13]
+    assert {d["model_version"] for d in scored.decision_rows} == {3}
+    # Inline truths become labels (source replay); the unlabelled event has none.
+    assert [(r["label_id"], r["is_fraud"], r["source"]) for r in scored.label_rows] == [
+        (INLINE_LABEL_PREFIX + "t-0", 1, "replay"), (INLINE_LABEL_PREFIX + "t-1", 1, "replay"),
+        (INLINE_LABEL_PREFIX + "t-2", 0, "replay")]
+    assert scored.label_rows[0]["observed_at"] == scored.decision_rows[0]["event_time"]
     assert [a.transaction_id for a in scored.alerts] == ["t-0", "t-2"]
     assert scored.alerts[0].source_offset == 10 and scored.alerts[0].source_partition == 2
-    assert scored.alert_rows[1]["is_fraud"] == 0 and scored.alert_rows[0]["model_version"] == 3
+    assert scored.alert_rows[0]["model_version"] == 3
     assert scored.scores[0] == pytest.approx(1 / (1 + np.exp(-15.0)))
 
 
@@ -123,6 +123,8 @@ def test_fast_path_agrees_with_the_model_on_edge_cases():
         event(11, schema_version=1.0), event(12, schema_version=True), event(13, v5=False),
         event(14, amount=-0.0), event(15, time_s=-1e-9), event(16, v28="1.0"),
         {k: v for k, v in event(17).items() if k != "is_fraud"},
+        event(18, is_fraud=1.0), event(19, transaction_id="a\x00b"),
+        event(20, transaction_id="tab\there"), event(21, transaction_id="del\x7f"),
     ]
     records = [Record(encode(e), offset=i) for i, e in enumerate(edge)]
     records += [Record(v, offset=100 + i) for i, v in enumerate(MALFORMED.values())]
@@ -134,3 +136,15 @@ def test_fast_path_agrees_with_the_model_on_edge_cases():
                                   np.array([[r[k] for k in (*(f"v{i}" for i in range(1, 29)),
                                                             "amount")] for r in valid]))
     assert [d.reason for d in batch.dead] == [r for r in reference if isinstance(r, str)]
+
+
+def test_labels_must_be_integers_and_ids_printable_on_every_path():
+    """is_fraud true / 1.0 and ids with control characters are refused by the fast path and by
+    the model alike (the JSON Schema says integer 0/1; NUL breaks PostgreSQL text)."""
+    bad = [event(1, is_fraud=True), event(2, is_fraud=1.0), event(3, transaction_id="n\x00l"),
+           event(4, transaction_id="\x1b[31m")]
+    records = [Record(encode(e), offset=i) for i, e in enumerate(bad)]
+    batch = decode_batch(records)
+    assert batch.events == [] and len(batch.dead) == 4
+    assert all(isinstance(r, str) for r in model_only(records))
+    assert "is_fraud" in batch.dead[0].reason and "transaction_id" in batch.dead[2].reason

@@ -6,12 +6,16 @@ import pytest
 from sqlalchemy import inspect, select
 
 from schemas.errors import FraudstreamError
-from scorer.process import Counts
-from scorer.sink import OffsetConflict, commit_batch, load_offsets
+from datetime import UTC, datetime, timedelta
+
+from scorer.process import ScoredBatch
+from scorer.sink import write_batch
 from store import registry
+from store.counts import matured_counts
 from store.db import DatabaseUnavailable, connect
-from store.queries import counts, recent_alerts
-from store.tables import alerts
+from store.queries import prune, recent_alerts
+from store.tables import alerts, decisions, labels
+from stream.offsets import OffsetConflict, advance, load
 
 
 def stage(tmp_path, name="staging", payload="weights"):
@@ -33,8 +37,9 @@ def test_migrations_create_tables_and_are_idempotent(db_url):
     engine = connect(db_url)
     connect(db_url)  # second run: nothing to do, no error
     names = set(inspect(engine).get_table_names())
-    assert {"model_versions", "alerts", "confusion_counts", "consumer_offsets",
+    assert {"model_versions", "alerts", "decisions", "labels", "consumer_offsets",
             "alembic_version"} <= names
+    assert "confusion_counts" not in names  # counts are computed from decisions and labels
 
 
 def test_registry_stages_promote_and_hashes(db_url, tmp_path, home):
@@ -59,42 +64,99 @@ def test_registry_stages_promote_and_hashes(db_url, tmp_path, home):
         registry.get(engine, 9)
 
 
-def alert_row(tid, version=1):
-    from datetime import UTC, datetime
+T0 = datetime(2013, 9, 1, tzinfo=UTC)
+
+
+def decision(tid, flagged, hours=0.0, version=1):
+    return {"transaction_id": tid, "model_version": version, "score": 0.9 if flagged else 0.1,
+            "threshold": 0.7, "flagged": flagged, "amount": 10.0,
+            "event_time": T0 + timedelta(hours=hours), "source_topic": "t",
+            "source_partition": 0, "source_offset": 0, "scored_at": datetime.now(UTC)}
+
+
+def alert(tid, version=1):
     return {"transaction_id": tid, "model_version": version, "score": 0.9, "threshold": 0.7,
-            "amount": 1.0, "time_s": 0.0, "is_fraud": 1, "source_topic": "t",
-            "source_partition": 0, "source_offset": 0, "created_at": datetime.now(UTC)}
+            "amount": 1.0, "time_s": 0.0, "source_topic": "t", "source_partition": 0,
+            "source_offset": 0, "created_at": datetime.now(UTC)}
+
+
+def label(tid, fraud, hours, label_id=None, source="chargeback"):
+    return {"label_id": label_id or f"{tid}@{hours}", "transaction_id": tid,
+            "is_fraud": int(fraud), "source": source,
+            "observed_at": T0 + timedelta(hours=hours), "reason": None,
+            "received_at": datetime.now(UTC), "source_topic": None, "source_partition": None,
+            "source_offset": None}
+
+
+def batch(decision_rows=(), alert_rows=(), label_rows=()):
+    return ScoredBatch(scores=None, flagged=None, decision_rows=list(decision_rows),
+                       alert_rows=list(alert_rows), alerts=[], label_rows=list(label_rows))
+
+
+def commit(engine, expected, next_offsets, scored):
+    with engine.begin() as conn:
+        advance(conn, "g", expected, next_offsets, {"t": "id-1"})
+        write_batch(conn, scored)
 
 
 def test_batch_commit_is_atomic_idempotent_and_fenced(db_url, tmp_path, home):
     engine = connect(db_url)
     register(engine, tmp_path, home)
     tp0, tp1 = ("t", 0), ("t", 1)
-    commit_batch(engine, group_id="g", model_version=1, expected={},
-                 next_offsets={tp0: 10, tp1: 4}, alert_rows=[alert_row("a"), alert_row("b")],
-                 counts=Counts(tp=1, fp=1, tn=12, fn=0))
-    assert load_offsets(engine, "g", [tp0, tp1]) == {tp0: 10, tp1: 4}
-    # A zombie that still believes partition 0 is at offset 0 must not count its batch.
+    commit(engine, {}, {tp0: 10, tp1: 4},
+           batch([decision("a", True), decision("b", True), decision("c", False)],
+                 [alert("a"), alert("b")]))
+    assert {k: v.next_offset for k, v in load(engine, "g", [tp0, tp1]).items()} == {
+        tp0: 10, tp1: 4}
+    assert load(engine, "g", [tp0])[tp0].topic_id == "id-1"
+    # A zombie that still believes partition 0 is at offset 0 must not write its batch.
     with pytest.raises(OffsetConflict):
-        commit_batch(engine, group_id="g", model_version=1, expected={tp0: 0},
-                     next_offsets={tp0: 10}, alert_rows=[alert_row("c")],
-                     counts=Counts(tp=5))
-    # A second first-insert of the same partition (two consumers racing) conflicts too.
-    with pytest.raises(OffsetConflict):
-        commit_batch(engine, group_id="g", model_version=1, expected={},
-                     next_offsets={tp1: 9}, alert_rows=[], counts=Counts(tn=5))
-    # The rightful owner continues; a re-delivered alert key is ignored, not duplicated.
-    commit_batch(engine, group_id="g", model_version=1, expected={tp0: 10},
-                 next_offsets={tp0: 12}, alert_rows=[alert_row("b")],
-                 counts=Counts(tn=1, unlabelled=1))
-    row = counts(engine)[0]
-    assert (row["tp"], row["fp"], row["tn"], row["fn"], row["unlabelled"]) == (1, 1, 13, 0, 1)
-    assert row["scored"] == 16 and row["precision"] == 0.5
+        commit(engine, {tp0: 0}, {tp0: 10}, batch([decision("z", True)], [alert("z")]))
+    # A second first-insert of the same partition (two consumers racing) fails too.
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        commit(engine, {}, {tp1: 9}, batch([decision("y", False)]))
+    # The rightful owner continues; re-delivered decisions and alerts are ignored.
+    commit(engine, {tp0: 10}, {tp0: 12},
+           batch([decision("b", True), decision("d", False)], [alert("b")]))
     with engine.connect() as conn:
-        ids = sorted(r.transaction_id for r in conn.execute(select(alerts)))
-    assert ids == ["a", "b"]
-    assert load_offsets(engine, "g", [tp0, tp1]) == {tp0: 12, tp1: 4}
+        assert sorted(r.transaction_id for r in conn.execute(select(alerts))) == ["a", "b"]
+        assert sorted(r.transaction_id for r in conn.execute(select(decisions))) == [
+            "a", "b", "c", "d"]
+    assert {k: v.next_offset for k, v in load(engine, "g", [tp0, tp1]).items()} == {
+        tp0: 12, tp1: 4}
     assert len(recent_alerts(engine, limit=1)) == 1
+
+
+def test_counts_mature_latest_label_wins_and_orphans(db_url, tmp_path, home):
+    engine = connect(db_url)
+    register(engine, tmp_path, home)
+    rows = [decision("f1", True, 0), decision("f2", False, 1), decision("g1", True, 2),
+            decision("g2", False, 3), decision("new1", False, 40), decision("new2", True, 47),
+            decision("f3", True, 48)]
+    commit(engine, {}, {("t", 0): 7}, batch(rows, label_rows=[
+        label("f1", True, 5), label("f2", True, 6), label("f3", True, 48),
+        label("g1", True, 4), label("g1", False, 9, source="analyst"),  # corrected later
+        label("ghost", True, 3)]))  # never scored: an orphan
+    report = matured_counts(engine, timedelta(hours=24))
+    (row,) = report.rows
+    # As of 48h (latest event): 0..3h are mature; new1/new2 (40h, 47h) are pending.
+    assert (row.tp, row.fp, row.tn, row.fn, row.pending) == (2, 1, 1, 1, 2)
+    assert row.decisions == 7 and row.labelled == 4 and report.orphans == 1
+    assert row.precision == pytest.approx(2 / 3) and row.recall == pytest.approx(2 / 3)
+    # Replaying the same decisions and labels changes nothing.
+    commit(engine, {("t", 0): 7}, {("t", 0): 14}, batch(rows, label_rows=[label("f1", True, 5)]))
+    assert matured_counts(engine, timedelta(hours=24)).rows == [row]
+    # With no window every unlabelled decision is genuine; by day splits cohorts.
+    (now,) = matured_counts(engine).rows
+    assert (now.tp, now.fp, now.tn, now.fn, now.pending) == (2, 2, 2, 1, 0)
+    days = matured_counts(engine, by_day=True).rows
+    assert [(d.day, d.decisions) for d in days] == [("2013-09-01", 4), ("2013-09-02", 2),
+                                                   ("2013-09-03", 1)]
+    # Retention: decisions before 2013-09-02 and labels observed before it go.
+    gone = prune(engine, datetime(2013, 9, 2, tzinfo=UTC))
+    assert (gone.decisions, gone.labels) == (4, 5)
+    with engine.connect() as conn:
+        assert conn.execute(select(labels.c.label_id)).scalars().all() == ["f3@48"]
 
 
 def test_unreachable_database_is_a_clear_error(tmp_path):

@@ -1,0 +1,38 @@
+"""``fraudstream labels consume``: decode → write labels, on the shared consumer skeleton
+(offsets in the database, fenced, idempotent on ``label_id``, dead letters, retries, SIGTERM
+finishes the batch)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from labels.decode import decode_labels
+from store.bulk import insert_ignore
+from store.tables import labels
+from stream import BatchEffects, ConsumerConfig, ConsumerSummary, SqlConsumer
+
+
+def write_labels(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert label rows; a ``label_id`` already stored is a duplicate delivery and is skipped."""
+    insert_ignore(conn, labels, rows)
+
+
+@dataclass(frozen=True)
+class LabelPipeline:
+    """decode → effects for one batch of label records (pure)."""
+
+    def process(self, records: Sequence[Any]) -> BatchEffects:
+        decoded = decode_labels(records, datetime.now(UTC))
+        return BatchEffects(dead=decoded.dead, write=partial(write_labels, rows=decoded.rows),
+                            stats={"labels": len(decoded.rows)})
+
+
+def consume_labels(config: ConsumerConfig, engine: Engine) -> ConsumerSummary:
+    """Run one label-sink member until stopped; return its totals."""
+    return SqlConsumer(config, engine, LabelPipeline()).run()

@@ -1,0 +1,26 @@
+"""The truth about transactions: the latest label of each (by ``observed_at``, then arrival).
+
+Every reader of truth — matured counts, the alert list, retraining, the ops desk — goes through
+:func:`current_labels`, so "which label wins" has one definition.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Subquery, func, select
+
+from store.tables import labels
+
+
+def current_labels() -> Subquery:
+    """A subquery of one row per labelled transaction: ``transaction_id``, ``is_fraud``
+    (0/1), ``source``, ``observed_at`` of its latest label (latest ``observed_at``, ties broken by
+    arrival order ``seq``)."""
+    c = labels.c
+    ranked = select(
+        c.transaction_id, c.is_fraud, c.source, c.observed_at,
+        func.row_number().over(partition_by=c.transaction_id,
+                               order_by=(c.observed_at.desc(), c.seq.desc())).label("rank"),
+    ).subquery("ranked_labels")
+    return (select(ranked.c.transaction_id, ranked.c.is_fraud, ranked.c.source,
+                   ranked.c.observed_at)
+            .where(ranked.c.rank == 1).subquery("current_labels"))

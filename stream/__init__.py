@@ -1,0 +1,13 @@
+"""The consumer skeleton shared by every part that turns a Kafka topic into SQL effects (the
+scorer, the label sink): offsets in the database, fenced commits, retries on outages, permanent
+faults isolated to the message that causes them, dead letters, graceful stop.
+
+A part supplies a :class:`stream.consumer.Pipeline` — a pure ``process(records)`` returning the
+batch's effects — and :class:`stream.consumer.SqlConsumer` runs it.
+"""
+
+from stream.consumer import BatchEffects, ConsumerConfig, ConsumerSummary, Pipeline, SqlConsumer
+from stream.deadletters import DeadLetter, Outgoing
+
+__all__ = ["BatchEffects", "ConsumerConfig", "ConsumerSummary", "DeadLetter", "Outgoing",
+           "Pipeline", "SqlConsumer"]

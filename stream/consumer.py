@@ -1,0 +1,345 @@
+"""The consumer skeleton: poll → process (pure, the part's own) → publish → commit, per batch.
+
+The database is the source of truth for offsets: on partition assignment the consumer seeks to
+the stored offsets (from the beginning when the topic was recreated since — its Kafka topic id
+differs — and it says so), and each batch's SQL effects and next offsets are committed in one
+transaction, fenced against concurrent members. Messages (alerts, dead letters) are published
+and confirmed *before* that commit: a crash can repeat them (consumers de-duplicate on the key)
+but never lose them.
+
+Faults: a transient one (broker or database unreachable, lock timeout) is retried with backoff
+for up to ``retry_limit_s``; a permanent one (a value the database refuses, a message the broker
+will not take) is isolated by splitting the batch until the one message that causes it is
+dead-lettered by reference, so it never blocks its partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from schemas.errors import FraudstreamError
+from stream import offsets
+from stream.deadletters import DeadLetter, Outgoing, dead_letter_message
+from stream.faults import is_transient, one_line
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BatchEffects:
+    """What a batch does: messages to publish, dead letters, and its SQL writes (run inside the
+    transaction that also moves the offsets), plus counters for the run summary."""
+
+    publish: list[Outgoing] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    write: Callable[[Connection], None] | None = None
+    stats: Mapping[str, int] = field(default_factory=dict)
+
+
+class Pipeline(Protocol):
+    """A part's processing: records (in partition order) → effects. Pure; may be re-run on any
+    sub-sequence of a batch (that is how a permanent fault is isolated)."""
+
+    def process(self, records: Sequence[Any]) -> BatchEffects: ...
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    bootstrap: str
+    topic: str
+    group_id: str
+    dlq_topic: str
+    client_id: str = "fraudstream"
+    batch_size: int = 2000
+    until_idle: float | None = None  # exit after this many seconds without events
+    max_messages: int | None = None  # exit after consuming this many
+    poll_timeout_ms: int = 500
+    retry_limit_s: float = 300.0  # give up on an unreachable DB/broker after this long
+
+
+@dataclass
+class ConsumerSummary:
+    consumed: int = 0
+    dlq: int = 0
+    isolated: int = 0  # messages dead-lettered because of a permanent fault
+    conflicts: int = 0  # batches dropped because another member committed first
+    topic_resets: int = 0  # partitions re-read from the start after a topic was recreated
+    stats: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    busy_seconds: float = 0.0
+    rate: float = 0.0
+
+
+class PermanentFault(Exception):
+    """A step failed in a way retrying cannot fix (raised by :meth:`SqlConsumer._retry`)."""
+
+    def __init__(self, what: str, cause: BaseException) -> None:
+        super().__init__(f"{what}: {one_line(cause)}")
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):
+    def __init__(self, owner: SqlConsumer) -> None:
+        self.owner = owner
+
+    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        for tp in revoked:
+            self.owner.stored.pop((tp.topic, tp.partition), None)
+
+    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self.owner.resync(assigned)
+        self.owner.joined_at = self.owner.joined_at or time.monotonic()
+
+
+class SqlConsumer:
+    """One member of a consumer group that turns ``config.topic`` into SQL effects."""
+
+    def __init__(self, config: ConsumerConfig, engine: Engine, pipeline: Pipeline) -> None:
+        self.config, self.engine, self.pipeline = config, engine, pipeline
+        self.stored: dict[offsets.TP, int | None] = {}  # what the DB holds for our partitions
+        self.topic_ids: dict[str, str | None] = {}
+        self.summary = ConsumerSummary()
+        self.joined_at: float | None = None  # first assignment: the idle clock starts there
+        self._stop = False
+        common = {"bootstrap_servers": config.bootstrap, "client_id": config.client_id}
+        self.consumer = KafkaConsumer(
+            group_id=config.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
+            isolation_level="read_committed",  # never act on an aborted transaction's records
+            max_poll_records=config.batch_size, fetch_max_bytes=32 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024, **common)
+        self.producer = KafkaProducer(acks="all", retries=5, linger_ms=5,
+                                      max_request_size=4 * 1024 * 1024, **common)
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self) -> ConsumerSummary:
+        """Consume until stopped (signal, ``until_idle`` or ``max_messages``); return totals."""
+        self._install_signal_handlers()
+        self.consumer.subscribe([self.config.topic], listener=_SeekToStoredOffsets(self))
+        started = time.monotonic()
+        last_activity: float | None = None
+        first_record: float | None = None
+        try:
+            while not self._stop and not self._quota_reached():
+                records = self._poll()
+                now = time.monotonic()
+                if not records:
+                    # Idle time counts from joining the group (a rebalance that waits for
+                    # crashed members to time out is not idleness), then from the last event.
+                    since = last_activity or self.joined_at
+                    idle = self.config.until_idle
+                    if idle is not None and since is not None and now - since >= idle:
+                        break
+                    continue
+                first_record = first_record or now
+                self._handle(records)
+                last_activity = time.monotonic()
+        finally:
+            self._close()
+        s = self.summary
+        s.seconds = time.monotonic() - started
+        s.busy_seconds = (last_activity - first_record) if first_record and last_activity else 0.0
+        s.rate = s.consumed / s.busy_seconds if s.busy_seconds else 0.0
+        return s
+
+    def _poll(self) -> list[Any]:
+        limit = self.config.batch_size
+        if self.config.max_messages is not None:
+            limit = min(limit, self.config.max_messages - self.summary.consumed)
+        try:
+            polled = self._retry("poll", lambda: self.consumer.poll(
+                timeout_ms=self.config.poll_timeout_ms, max_records=limit))
+        except PermanentFault as exc:
+            raise FraudstreamError(f"cannot consume {self.config.topic}: {exc}") from exc
+        return [r for batch in polled.values() for r in batch]
+
+    def _handle(self, records: Sequence[Any]) -> None:
+        """Apply a batch; on a permanent fault, split it until the culprit is isolated."""
+        try:
+            self._apply(records)
+        except PermanentFault as fault:
+            if len(records) == 1:
+                self._quarantine(records[0], str(fault))
+                return
+            log.warning("batch of %d hit a permanent fault (%s); isolating it", len(records),
+                        fault)
+            half = len(records) // 2
+            self._handle(records[:half])
+            self._handle(records[half:])
+
+    def _apply(self, records: Sequence[Any]) -> None:
+        try:
+            effects = self.pipeline.process(records)
+        except Exception as exc:  # noqa: BLE001 - a bug or unforeseen input: isolate it
+            raise PermanentFault("processing", exc) from exc
+        messages = list(effects.publish)
+        messages += [dead_letter_message(d, self.config.dlq_topic) for d in effects.dead]
+        self._publish(messages)
+        if self._commit(records, effects.write):
+            s = self.summary
+            s.consumed += len(records)
+            s.dlq += len(effects.dead)
+            s.stats.update(effects.stats)
+
+    def _quarantine(self, record: Any, reason: str) -> None:
+        """Dead-letter one record by reference and move past it, with no other effect."""
+        log.error("dead-lettering %s/%d/%d: %s", record.topic, record.partition, record.offset,
+                  reason)
+        letter = dead_letter_message(DeadLetter(record, f"permanent fault: {reason}"),
+                                     self.config.dlq_topic, by_reference=True)
+        try:
+            self._publish([letter])
+        except PermanentFault as exc:
+            raise FraudstreamError(f"cannot dead-letter {record.topic}/{record.partition}/"
+                                   f"{record.offset} ({exc}); stopping") from exc
+        if self._commit([record], None):
+            self.summary.consumed += 1
+            self.summary.dlq += 1
+            self.summary.isolated += 1
+
+    # -- edges ---------------------------------------------------------------------------
+    def _publish(self, messages: Sequence[Outgoing]) -> None:
+        """Send ``messages`` and wait until the broker has confirmed every one."""
+        if not messages:
+            return
+
+        def send_all() -> None:
+            futures = [self.producer.send(m.topic, key=m.key, value=m.value, headers=m.headers)
+                       for m in messages]
+            self.producer.flush()
+            for f in futures:
+                f.get(timeout=30)
+
+        self._retry("publish", send_all)
+
+    def _commit(self, records: Sequence[Any], write: Callable[[Connection], None] | None) -> bool:
+        """Commit ``write`` and the records' next offsets atomically; False if fenced off."""
+        next_offsets: dict[offsets.TP, int] = {}
+        for r in records:
+            next_offsets[(r.topic, r.partition)] = r.offset + 1
+        expected = {tp: self.stored.get(tp) for tp in next_offsets}
+
+        def commit() -> None:
+            try:
+                with self.engine.begin() as conn:
+                    offsets.advance(conn, self.config.group_id, expected, next_offsets,
+                                    self.topic_ids)
+                    if write is not None:
+                        write(conn)
+            except IntegrityError as exc:
+                if "consumer_offsets" in str(exc):  # a concurrent first insert of our row
+                    raise offsets.OffsetConflict(one_line(exc)) from exc
+                raise
+
+        try:
+            self._retry("database commit", commit)
+        except offsets.OffsetConflict as exc:
+            log.warning("batch dropped, another member committed first (%s); re-seeking", exc)
+            self.summary.conflicts += 1
+            self.resync(list(self.consumer.assignment()))
+            return False
+        self.stored.update(next_offsets)
+        self._commit_to_kafka(next_offsets)
+        return True
+
+    def resync(self, partitions: Sequence[TopicPartition]) -> None:
+        """Seek ``partitions`` to the offsets stored in the database (start if none, or if the
+        topic was recreated since those offsets were stored)."""
+        stored = self._retry("read stored offsets", lambda: offsets.load(
+            self.engine, self.config.group_id, [(tp.topic, tp.partition) for tp in partitions]))
+        fresh = []
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            current_id = self._topic_id(tp.topic)
+            row = stored.get(key)
+            self.stored[key] = row.next_offset if row else None
+            if row is None:
+                fresh.append(tp)
+            elif row.topic_id and current_id and row.topic_id != current_id:
+                log.warning("topic %s was recreated (id %s, stored offsets were for %s): "
+                            "reading partition %d from its beginning instead of offset %d",
+                            tp.topic, current_id, row.topic_id, tp.partition, row.next_offset)
+                self.summary.topic_resets += 1
+                fresh.append(tp)
+            else:
+                self.consumer.seek(tp, row.next_offset)
+        if fresh:
+            self.consumer.seek_to_beginning(*fresh)
+        log.info("assigned %s; stored offsets %s",
+                 sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions),
+                 {f"{t}[{p}]": s.next_offset for (t, p), s in stored.items()})
+
+    def _topic_id(self, topic: str) -> str | None:
+        """Kafka's id of ``topic`` as this client last saw it in metadata (None if unknown)."""
+        if topic not in self.topic_ids or self.topic_ids[topic] is None:
+            found = self.consumer._client.cluster.topic_id(topic)  # noqa: SLF001
+            self.topic_ids[topic] = str(found) if found else None
+        return self.topic_ids[topic]
+
+    def _commit_to_kafka(self, next_offsets: Mapping[offsets.TP, int]) -> None:
+        """Best-effort offset commit to Kafka for lag monitoring (the DB is authoritative)."""
+        committed = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                     for (t, p), o in next_offsets.items()}
+        try:
+            self.consumer.commit_async(committed)
+        except Exception as exc:  # noqa: BLE001 - monitoring only
+            log.debug("kafka offset commit skipped: %s", exc)
+
+    def _retry(self, what: str, action: Callable[[], T]) -> T:
+        """Run ``action``; retry transient faults with backoff; raise :class:`PermanentFault`
+        for the rest (offset conflicts and fraudstream errors pass through)."""
+        delay, deadline = 0.5, time.monotonic() + self.config.retry_limit_s
+        while True:
+            try:
+                return action()
+            except (offsets.OffsetConflict, FraudstreamError):
+                raise
+            except (DBAPIError, KafkaError, OSError) as exc:
+                if not is_transient(exc):
+                    raise PermanentFault(what, exc) from exc
+                if time.monotonic() > deadline or (self._stop and delay > 4):
+                    raise FraudstreamError(
+                        f"{what} failed, giving up (nothing was committed for this batch; it is "
+                        f"re-read on restart): {one_line(exc)}") from exc
+                log.warning("%s failed (%s); retrying in %.1fs", what, one_line(exc), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def request_stop(self) -> None:
+        """Finish the current batch, commit, and return from :meth:`run`."""
+        self._stop = True
+
+    def _quota_reached(self) -> bool:
+        limit = self.config.max_messages
+        return limit is not None and self.summary.consumed >= limit
+
+    def _install_signal_handlers(self) -> None:
+        def request_stop(signum: int, _frame: Any) -> None:
+            log.info("signal %s: finishing the current batch, then exiting", signum)
+            self._stop = True
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # embedded use (tests, notebooks): the caller stops us via request_stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, request_stop)
+
+    def _close(self) -> None:
+        try:
+            self.producer.flush(timeout=10)
+            self.producer.close(timeout=10)
+        except KafkaError as exc:  # everything that mattered was confirmed before its commit
+            log.debug("producer close: %s", exc)
+        finally:
+            self.consumer.close(autocommit=False)

@@ -1,0 +1,65 @@
+"""Consumer offsets kept in the database, tied to the topic's identity, moved with fencing.
+
+A row per (group, topic, partition) holds the next offset to read and the Kafka topic id it
+belongs to. :func:`advance` moves a batch's partitions inside the caller's transaction only if
+each still holds the offset this consumer last saw; otherwise :class:`OffsetConflict` (another
+member committed first, e.g. a zombie after a rebalance) and the caller rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, select, update
+
+from store.tables import consumer_offsets
+
+#: (topic, partition)
+TP = tuple[str, int]
+
+
+class OffsetConflict(RuntimeError):
+    """Another consumer moved these partitions first; the batch must be rolled back."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the database holds for one partition."""
+
+    next_offset: int
+    topic_id: str | None
+
+
+def load(engine: Engine, group_id: str, partitions: Iterable[TP]) -> dict[TP, Stored]:
+    """The stored positions of ``partitions`` for ``group_id`` (absent = never committed)."""
+    wanted = set(partitions)
+    c = consumer_offsets.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(c.topic, c.partition, c.next_offset, c.topic_id)
+                            .where(c.group_id == group_id)).all()
+    return {(t, p): Stored(int(o), i) for t, p, o, i in rows if (t, p) in wanted}
+
+
+def advance(conn: Connection, group_id: str, expected: Mapping[TP, int | None],
+            next_offsets: Mapping[TP, int], topic_ids: Mapping[str, str | None]) -> None:
+    """Move each partition of ``next_offsets`` from ``expected[tp]`` (None = no row yet).
+
+    Raises :class:`OffsetConflict` if any partition moved meanwhile (the caller's transaction
+    must then be rolled back; the IntegrityError of a concurrent first insert means the same).
+    """
+    now = datetime.now(UTC)
+    c = consumer_offsets.c
+    for (topic, partition), offset in next_offsets.items():
+        before = expected.get((topic, partition))
+        values = {"next_offset": offset, "topic_id": topic_ids.get(topic), "updated_at": now}
+        if before is None:
+            conn.execute(consumer_offsets.insert().values(
+                group_id=group_id, topic=topic, partition=partition, **values))
+            continue
+        moved = conn.execute(update(consumer_offsets).where(
+            c.group_id == group_id, c.topic == topic, c.partition == partition,
+            c.next_offset == before).values(**values)).rowcount
+        if moved != 1:
+            raise OffsetConflict(f"{topic}[{partition}] moved past {before}")
