@@ -21,6 +21,8 @@ TransactionId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pat
 #: A 0/1 flag that is an integer on the wire: ``true`` and ``1.0`` are refused, as the JSON
 #: Schema says (strict int, not ``Literal``, which compares by equality and lets them through).
 Flag01 = Annotated[int, Field(strict=True, ge=0, le=1)]
+#: Schema version 1, an integer on the wire (``true`` and ``1.0`` are refused, as for Flag01).
+Version1 = Annotated[int, Field(strict=True, ge=1, le=1)]
 
 #: The dataset's ``Time`` is seconds since its first transaction; event time is that offset from
 #: this epoch (the ULB data was collected over two days in September 2013).
@@ -45,7 +47,7 @@ class TransactionV1(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
-    schema_version: Literal[1]
+    schema_version: Version1
     transaction_id: TransactionId
     time_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     v1: FiniteFloat
@@ -89,7 +91,7 @@ class AlertV1(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
-    schema_version: Literal[1]
+    schema_version: Version1
     transaction_id: TransactionId
     model_version: Annotated[int, Field(ge=1)]
     score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
@@ -116,7 +118,7 @@ class LabelV1(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
-    schema_version: Literal[1]
+    schema_version: Version1
     label_id: TransactionId
     transaction_id: TransactionId
     label: LabelValue
