@@ -1,7 +1,9 @@
 """Loading ``creditcard.csv`` (file or URL) with clear errors, and the tutorial's stratified splits.
 
 Shapes: ``raw`` is ``(n, 29)`` float64 in :data:`schemas.features.RAW_FEATURES` order
-(``V1..V28, Amount``); ``y`` is ``(n,)`` int8 with 1 = fraud. ``Time`` is dropped (tutorial).
+(``V1..V28, Amount``); ``y`` is ``(n,)`` int8 with 1 = fraud; ``time`` is ``(n,)`` float64 ``Time``
+(seconds since the first transaction) — never a model input (the tutorial drops it), but the
+clock of the data: replays, delayed labels and out-of-time splits use it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ TUTORIAL_CSV_URL = "https://storage.googleapis.com/download.tensorflow.org/data/
 class Dataset:
     raw: np.ndarray  # (n, 29) float64
     y: np.ndarray  # (n,) int8
+    time: np.ndarray  # (n,) float64 seconds
     sha256: str  # of the source bytes
     source: str
 
@@ -77,7 +80,7 @@ def load_csv(source: str) -> Dataset:
     if frame.empty:
         raise FraudstreamError(f"{source} has a header but no rows")
     numeric = {}
-    for column in (*RAW_FEATURES, "Class"):
+    for column in ("Time", *RAW_FEATURES, "Class"):
         values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
         bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
         if bad.any():
@@ -100,7 +103,7 @@ def load_csv(source: str) -> Dataset:
             f"{source} has only class {int(labels[0])}: training needs frauds and non-frauds"
         )
     raw = np.column_stack([numeric[c] for c in RAW_FEATURES])
-    return Dataset(raw=raw, y=labels.astype(np.int8), sha256=hashlib.sha256(data).hexdigest(),
+    return Dataset(raw=raw, y=labels.astype(np.int8), time=numeric["Time"], sha256=hashlib.sha256(data).hexdigest(),
                    source=source)
 
 
