@@ -64,7 +64,7 @@ def run_models(args: argparse.Namespace) -> int:
     from store import registry
     from store.db import connect
 
-    engine = connect(args.db)
+    engine = connect(args.db, create=False)
     if args.models_command == "list":
         records = registry.list_versions(engine)
         _print([r.summary() for r in records], args.json,
@@ -87,7 +87,7 @@ def run_alerts(args: argparse.Namespace) -> int:
     from store.db import connect
     from store.queries import recent_alerts
 
-    rows = recent_alerts(connect(args.db), args.limit)
+    rows = recent_alerts(connect(args.db, create=False), args.limit)
     _print(rows, args.json,
            [f"{r['transaction_id']:<24} v{r['model_version']} score={r['score']:.4f} "
             f"amount={r['amount']:.2f} label={r['label'] or '-'}"
@@ -108,7 +108,7 @@ def run_counts(args: argparse.Namespace) -> int:
     from store.db import connect
 
     window = timedelta(seconds=parse_duration(args.mature_after))
-    report = matured_counts(connect(args.db), window, by_day=args.by == "day")
+    report = matured_counts(connect(args.db, create=False), window, by_day=args.by == "day")
     if args.json:
         print(json.dumps(report.to_dict(), default=str))
         return 0
@@ -138,7 +138,7 @@ def run_prune(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise FraudstreamError(f"--before: not an ISO date or timestamp: {args.before!r}") from exc
     before = before.replace(tzinfo=UTC) if before.tzinfo is None else before.astimezone(UTC)
-    pruned = prune(connect(args.db), before)
+    pruned = prune(connect(args.db, create=False), before)
     _print({"before": before.isoformat(), "decisions": pruned.decisions,
             "labels": pruned.labels}, args.json,
            [f"pruned {pruned.decisions} decisions and {pruned.labels} labels older than "
