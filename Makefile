@@ -27,9 +27,14 @@ lint: setup
 demo: setup kafka-jars
 	bash deploy/demo.sh
 
+# PostgreSQL parts run when FRAUDSTREAM_BENCH_PG_URL names a database reserved for benchmarks
+# (it is reset); without it they are skipped with a note.
 bench: setup kafka-jars
 	$(PY) bench/bench_producer.py
 	$(PY) bench/bench_scorer.py
+	$(PY) bench/bench_decisions.py --rows 100000
+	$(PY) bench/bench_labels.py --rows 200000
+	$(PY) bench/bench_counts.py --rows 1000000
 
 clean:
 	rm -rf $(VENV) .fraudstream .pytest_cache .ruff_cache *.egg-info

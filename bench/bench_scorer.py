@@ -2,8 +2,9 @@
 the same run:
 
   (a) a bare kafka-python consumer draining the same topic (no decoding, no scoring, no DB);
-  (b) the per-message baseline: decode one event, ``model.predict`` one row, insert one row,
-      commit — on a few hundred events.
+  (b) the per-message baseline: decode one event, ``model.predict`` one row, insert its one
+      ``decisions`` row, commit — on a few hundred events (written under ``baseline:<id>`` so
+      they do not collide with the scorer's rows).
 
     .venv/bin/python bench/bench_scorer.py [--rows 284807] [--csv PATH] [--profile]
 
@@ -24,37 +25,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from common import bench_broker, maybe_profile
-
-
-def bare_consumer_rate(bootstrap: str, topic: str, expected: int) -> tuple[float, float]:
-    """(events/s, seconds) of a group consumer polling ``expected`` records, first to last."""
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bare-{uuid.uuid4()}",
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             max_poll_records=2000, fetch_max_bytes=16 * 1024 * 1024)
-    seen, first = 0, None
-    while seen < expected:
-        batch = consumer.poll(timeout_ms=1000, max_records=2000)
-        n = sum(len(v) for v in batch.values())
-        if n and first is None:
-            first = time.monotonic()
-        seen += n
-    seconds = time.monotonic() - (first or time.monotonic())
-    consumer.close()
-    return expected / seconds, seconds
+from common import bare_consumer_rate, bench_broker, maybe_profile
 
 
 def per_message_rate(bootstrap: str, topic: str, engine: Any, home: Path, n: int) -> float:
     """Events/s of the naive loop: one decode, one ``model.predict``, one insert+commit each."""
+    from datetime import UTC, datetime
+
     import numpy as np
     from kafka import KafkaConsumer
 
-    from schemas.events import TransactionV1
+    from schemas.events import TransactionV1, event_time
     from schemas.features import FeatureContract, raw_matrix_from_events
     from store import registry
-    from store.tables import confusion_counts
+    from store.tables import decisions
     from trainer.model import load_keras
 
     keras = load_keras()
@@ -70,15 +54,18 @@ def per_message_rate(bootstrap: str, topic: str, engine: Any, home: Path, n: int
         if len(messages) == n:
             break
     consumer.close()
-    c = confusion_counts.c
     start = time.monotonic()
     for message in messages:
         event = TransactionV1.model_validate_json(message.value)
         x = contract.transform(raw_matrix_from_events([event.model_dump()]))
         score = float(np.asarray(model.predict(x, verbose=0)).reshape(-1)[0])
         with engine.begin() as conn:
-            conn.execute(confusion_counts.update().where(c.model_version == record.version)
-                         .values({c.tp: c.tp + int(score >= record.threshold)}))
+            conn.execute(decisions.insert().values(
+                transaction_id=f"baseline:{event.transaction_id}", model_version=record.version,
+                score=score, threshold=record.threshold, flagged=score >= record.threshold,
+                amount=event.amount, event_time=event_time(event.time_s),
+                source_topic=message.topic, source_partition=message.partition,
+                source_offset=message.offset, scored_at=datetime.now(UTC)))
     return n / (time.monotonic() - start)
 
 

@@ -37,7 +37,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="follow the Time column, X times faster than real time")
     replay.add_argument("--limit", type=int, help="replay at most N data rows (after --skip)")
     replay.add_argument("--skip", type=int, default=0, help="skip the first N data rows")
-    replay.add_argument("--no-labels", action="store_true", help="omit is_fraud from events")
+    replay.add_argument(
+        "--labels", metavar="inline|delayed:DURATION|none",
+        help="how the truth (Class) is sent: 'inline' (default) as is_fraud in each event; "
+             "'delayed:DURATION' (e.g. delayed:48h, 90m, 3600s, 2d) as a label.v1 event per "
+             "fraud row on --labels-topic once DURATION of dataset time has passed; 'none'")
+    replay.add_argument("--labels-topic", default="labels",
+                        help="topic of delayed label events (default labels; 3 partitions if "
+                             "created)")
+    replay.add_argument("--no-labels", action="store_true",
+                        help="deprecated: same as --labels none")
+    replay.add_argument("--delivery-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="an event not acknowledged within this time (e.g. while the broker "
+                             "is down) counts as failed; the summary says where to resume "
+                             "(default 60)")
     replay.add_argument("--json", action="store_true", help="print one JSON summary object")
     replay.set_defaults(func=replay_command)
 
@@ -64,15 +77,25 @@ def kafka_command(args: argparse.Namespace) -> int:
 
 
 def replay_command(args: argparse.Namespace) -> int:
+    """Run the replay; print its summary (also when events failed); exit 1 if any failed."""
     from producer.broker import bootstrap_servers
     from producer.replay import replay
+    from schemas.errors import FraudstreamError
 
+    labels = args.labels or "inline"
+    if args.no_labels:
+        if args.labels not in (None, "none"):
+            raise FraudstreamError(f"--no-labels conflicts with --labels {args.labels}")
+        print("fraudstream: warning: --no-labels is deprecated; use --labels none",
+              file=sys.stderr)
+        labels = "none"
     summary = replay(
         args.csv, bootstrap=bootstrap_servers(args.bootstrap_servers), topic=args.topic,
         partitions=args.partitions, rate=args.rate, speedup=args.speedup, limit=args.limit,
-        skip=args.skip, labels=not args.no_labels, progress=sys.stderr.isatty())
+        skip=args.skip, labels=labels, labels_topic=args.labels_topic,
+        delivery_timeout_s=args.delivery_timeout, progress=sys.stderr.isatty())
     if args.json:
-        print(json.dumps(asdict(summary)))
+        print(json.dumps(asdict(summary)), flush=True)
     else:
-        print(summary.human())
+        print(summary.human(), flush=True)
     return 0 if summary.failed == 0 else 1

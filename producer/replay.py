@@ -10,11 +10,21 @@ directories and ``.csv``/``.gz`` suffixes, lower-cased, with characters other th
 1-based physical line of the row in the file (the header is line 1). Replaying the same file
 again therefore yields the same ids, which consumers de-duplicate on. ``--skip``/``--limit``
 count data rows (blank and invalid ones included), so they do not shift ids.
+
+``--labels`` (see :mod:`producer.labels`) chooses how the truth travels: ``inline`` (``is_fraud``
+in each event), ``none``, or ``delayed:DURATION`` (a ``label.v1`` event per fraud row on the
+labels topic, DURATION of dataset time after its transaction; labels still pending when the file
+ends are sent at the end, as truth that arrives after the replayed window).
+
+The replay never ends in a traceback once sending has begun: an event the broker did not
+acknowledge (e.g. while it was down longer than the delivery timeout) is counted as failed, the
+first client refusal stops sending (the remaining rows are read and counted, not sent), and the
+summary names ``resume_skip``: the ``--skip`` from which a re-run re-sends everything that was not
+confirmed. Re-sent events keep their ids, so idempotent consumers de-duplicate them.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import gzip
 import io
@@ -29,11 +39,17 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlparse
 
+from producer.delivery import Sender
+from producer.labels import LabelMode, LabelSchedule
+from schemas.durations import parse_duration
 from schemas.errors import FraudstreamError
 from schemas.features import CSV_COLUMNS, EVENT_NUMBERS
 
+__all__ = ["ReplaySummary", "parse_duration", "replay", "source_tag", "transaction_id"]
+
 MAX_INVALID_EXAMPLES = 10
-FLUSH_TIMEOUT_S = 120.0
+#: Default seconds an event may stay unacknowledged (retried meanwhile) before it counts as failed.
+DELIVERY_TIMEOUT_S = 60.0
 _CHECK_EVERY = 2_000  # rows between checks of completed send futures
 _PRODUCER_CONFIG: dict[str, Any] = {
     "acks": "all",
@@ -51,9 +67,15 @@ _PRODUCER_CONFIG: dict[str, Any] = {
 
 @dataclass
 class ReplaySummary:
-    """Outcome of one replay. ``sent`` counts broker-acknowledged events, ``failed`` events whose
-    send was attempted but not acknowledged, ``invalid`` rows skipped by validation; ``seconds``
-    is wall time of the send loop incl. the final flush, ``rate`` = sent / seconds (events/s)."""
+    """Outcome of one replay. ``rows`` counts the data rows read (after ``--skip``, within
+    ``--limit``); ``sent`` transaction events acknowledged by the broker; ``failed`` events
+    (transactions and labels) not acknowledged, whether their send failed or was never attempted
+    because the client refused an earlier one; ``invalid`` rows skipped by validation, so
+    ``rows == sent + failed - labels_failed + invalid``. ``labels_sent``/``labels_failed`` count
+    the delayed label events on ``labels_topic`` (None unless ``--labels delayed:...``).
+    ``resume_skip`` is the ``--skip`` that re-sends everything not confirmed (None if all was),
+    with ``resume_limit`` the matching ``--limit`` when one was given. ``seconds`` is wall time
+    of the send loop incl. the final flush, ``rate`` = sent / seconds (events/s)."""
 
     sent: int
     failed: int
@@ -64,12 +86,25 @@ class ReplaySummary:
     topic: str
     partitions: int
     first_error: str | None = None
+    rows: int = 0
+    labels_sent: int = 0
+    labels_failed: int = 0
+    labels_topic: str | None = None
+    resume_skip: int | None = None
+    resume_limit: int | None = None
 
     def human(self) -> str:
         lines = [f"sent {self.sent} events to '{self.topic}' ({self.partitions} partitions) in "
                  f"{self.seconds:.2f} s ({self.rate:,.0f} events/s); failed {self.failed}; "
                  f"invalid rows {self.invalid}"]
         lines += [f"  line {ex['line']}: {ex['reason']}" for ex in self.invalid_examples]
+        if self.labels_topic is not None:
+            lines.append(f"sent {self.labels_sent} label events to '{self.labels_topic}'"
+                         + (f"; failed {self.labels_failed}" if self.labels_failed else ""))
+        if self.resume_skip is not None:
+            limit = f" --limit {self.resume_limit}" if self.resume_limit is not None else ""
+            lines.append(f"not confirmed: {self.failed:,} events; resume with --skip "
+                         f"{self.resume_skip}{limit} (re-sent events are de-duplicated by id)")
         if self.first_error:
             lines.append(f"first send error: {self.first_error}")
         return "\n".join(lines)
@@ -157,8 +192,10 @@ def _json_numbers(joined: str) -> bool:
                 or ".e" in s or ".E" in s or _LEADING_ZERO.search(s))
 
 
-def _connect(bootstrap: str, topic: str, partitions: int) -> tuple[Any, int]:
-    """Create the topic if missing; return (producer, partition count). Bounded by timeouts."""
+def _connect(bootstrap: str, topics: dict[str, int],
+             delivery_timeout_s: float) -> tuple[Any, dict[str, int]]:
+    """Create missing topics (name -> partitions); return (producer, actual partitions by name).
+    Bounded by timeouts; FraudstreamError if the broker cannot be reached."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
@@ -168,18 +205,24 @@ def _connect(bootstrap: str, topic: str, partitions: int) -> tuple[Any, int]:
     problem = tcp_reachable(bootstrap)
     if problem is not None:
         raise FraudstreamError(f"cannot reach Kafka at {bootstrap} ({problem})")
-    count = ensure_topics(bootstrap, {topic: partitions})[topic]
+    counts = ensure_topics(bootstrap, topics)
+    config = dict(_PRODUCER_CONFIG)
+    delivery_ms = int(delivery_timeout_s * 1000)
+    if delivery_ms != config["delivery_timeout_ms"]:  # kafka-python: >= linger + request timeout
+        config["delivery_timeout_ms"] = delivery_ms
+        config["request_timeout_ms"] = min(config["request_timeout_ms"],
+                                           delivery_ms - config["linger_ms"])
+        config["max_block_ms"] = min(config["max_block_ms"], delivery_ms)
     try:
         producer = KafkaProducer(bootstrap_servers=bootstrap,
-                                 bootstrap_timeout_ms=int(CONNECT_TIMEOUT_S * 1000),
-                                 **_PRODUCER_CONFIG)
+                                 bootstrap_timeout_ms=int(CONNECT_TIMEOUT_S * 1000), **config)
     except (KafkaError, OSError, ValueError) as exc:
         raise FraudstreamError(f"cannot reach Kafka at {bootstrap}: {exc!r}") from exc
-    return producer, count
+    return producer, counts
 
 
 def _check_args(partitions: int, rate: float | None, speedup: float | None,
-                limit: int | None, skip: int) -> None:
+                limit: int | None, skip: int, delivery_timeout_s: float) -> None:
     if partitions < 1:
         raise FraudstreamError(f"--partitions must be >= 1 (got {partitions})")
     if rate is not None and speedup is not None:
@@ -190,19 +233,28 @@ def _check_args(partitions: int, rate: float | None, speedup: float | None,
         raise FraudstreamError(f"--speedup must be > 0 (got {speedup})")
     if (limit is not None and limit < 0) or skip < 0:
         raise FraudstreamError("--limit and --skip must be >= 0")
+    if not 1.0 <= delivery_timeout_s <= 3600.0:
+        raise FraudstreamError(f"--delivery-timeout must be 1..3600 s (got {delivery_timeout_s})")
 
 
 def replay(csv: str, *, bootstrap: str, topic: str = "transactions", partitions: int = 3,
            rate: float | None = None, speedup: float | None = None, limit: int | None = None,
-           skip: int = 0, labels: bool = True, progress: bool = False) -> ReplaySummary:
+           skip: int = 0, labels: str | bool = "inline", labels_topic: str = "labels",
+           delivery_timeout_s: float = DELIVERY_TIMEOUT_S,
+           progress: bool = False) -> ReplaySummary:
     """Send each valid row of ``csv`` to ``topic`` as one transaction.v1 event keyed by its id.
 
     ``rate`` paces at a fixed events/s; ``speedup`` follows the ``Time`` column (seconds) X times
-    faster than real time; neither = as fast as possible. Every send is confirmed (acks=all,
-    idempotent producer) before the summary is returned. FraudstreamError if the file, its
-    header or the broker is unusable.
+    faster than real time; neither = as fast as possible. ``labels``: ``"inline"`` (default),
+    ``"none"`` or ``"delayed:DURATION"`` (True/False = inline/none); delayed labels go to
+    ``labels_topic`` (created with 3 partitions if missing). Every send is confirmed (acks=all,
+    idempotent producer) or counted as failed before the summary is returned; an event not
+    acknowledged within ``delivery_timeout_s`` seconds fails. FraudstreamError (before anything
+    is sent) if the arguments, the file, its header or the broker are unusable; once sending has
+    begun, broker trouble is reported in the summary (``failed``, ``resume_skip``), not raised.
     """
-    _check_args(partitions, rate, speedup, limit, skip)
+    _check_args(partitions, rate, speedup, limit, skip, delivery_timeout_s)
+    mode = LabelMode.parse(labels)
     with open_source(csv) as handle:
         reader = csv_reader(handle)  # (the parameter `csv` shadows the module)
         header = [h.strip() for h in next(reader, [])]
@@ -213,88 +265,52 @@ def replay(csv: str, *, bootstrap: str, topic: str = "transactions", partitions:
             raise FraudstreamError(
                 f"{csv}: header lacks column(s) {', '.join(missing)} "
                 f"(needs Time, V1..V28, Amount, Class)")
-        producer, count = _connect(bootstrap, topic, partitions)
-        sender = _Sender(producer)
+        wanted = {labels_topic: 3, topic: partitions} if mode.delayed else {topic: partitions}
+        producer, counts = _connect(bootstrap, wanted, delivery_timeout_s)
+        sender = Sender(producer, delivery_timeout_s)
         try:
-            stats = _send_rows(reader, header, sender, topic, source_tag(csv), rate=rate,
-                               speedup=speedup, limit=limit, skip=skip, labels=labels,
+            stats = _send_rows(reader, header, sender, topic, labels_topic, source_tag(csv),
+                               rate=rate, speedup=speedup, limit=limit, skip=skip, mode=mode,
                                progress=progress)
         finally:
-            producer.close(timeout=10)
+            sender.close()
     seconds = stats["seconds"]
-    return ReplaySummary(sent=sender.acked, failed=sender.failed, invalid=stats["invalid"],
-                         invalid_examples=stats["examples"], seconds=round(seconds, 4),
-                         rate=round(sender.acked / seconds, 1) if seconds > 0 else 0.0,
-                         topic=topic, partitions=count, first_error=sender.first_error)
+    first = sender.first_unconfirmed
+    resume_skip = None if first is None else first - 1
+    return ReplaySummary(
+        sent=sender.acked, failed=sender.failed, invalid=stats["invalid"],
+        invalid_examples=stats["examples"], seconds=round(seconds, 4),
+        rate=round(sender.acked / seconds, 1) if seconds > 0 else 0.0, topic=topic,
+        partitions=counts[topic], first_error=sender.first_error, rows=stats["rows"],
+        labels_sent=sender.labels_acked, labels_failed=sender.labels_failed,
+        labels_topic=labels_topic if mode.delayed else None, resume_skip=resume_skip,
+        resume_limit=(None if resume_skip is None or limit is None
+                      else skip + limit - resume_skip))
 
 
-class _Sender:
-    """Sends events and confirms each future; counts acknowledged and failed sends."""
-
-    def __init__(self, producer: Any) -> None:
-        self.producer = producer
-        self.pending: collections.deque[Any] = collections.deque()
-        self.acked = 0
-        self.failed = 0
-        self.first_error: str | None = None
-
-    def _fail(self, n: int, error: object) -> None:
-        self.failed += n
-        if self.first_error is None:
-            self.first_error = repr(error)
-
-    def send(self, topic: str, key: bytes, value: bytes) -> bool:
-        """Queue one event; False (and counted as failed) if the client refused it."""
-        from kafka.errors import KafkaError
-
-        try:
-            self.pending.append(self.producer.send(topic, value=value, key=key))
-        except KafkaError as exc:
-            self._fail(1, exc)
-            return False
-        return True
-
-    def reap(self) -> None:
-        """Account for the futures that have completed, oldest first."""
-        pending = self.pending
-        while pending and pending[0].is_done:
-            future = pending.popleft()
-            if future.succeeded():
-                self.acked += 1
-            else:
-                self._fail(1, future.exception)
-
-    def finish(self) -> None:
-        """Flush and account for every outstanding future."""
-        from kafka.errors import KafkaError
-
-        try:
-            self.producer.flush(timeout=FLUSH_TIMEOUT_S)
-        except KafkaError as exc:
-            self._fail(0, exc)
-        self.reap()
-        if self.pending:
-            self._fail(len(self.pending), f"not acknowledged within {FLUSH_TIMEOUT_S:.0f} s")
-            self.pending.clear()
-
-
-def _send_rows(reader: Any, header: list[str], sender: _Sender, topic: str, tag: str, *,
-               rate: float | None, speedup: float | None, limit: int | None, skip: int,
-               labels: bool, progress: bool) -> dict[str, Any]:
-    """The hot loop: validate, encode and send rows. Returns invalid counts and loop seconds."""
+def _send_rows(reader: Any, header: list[str], sender: Sender, topic: str, labels_topic: str,
+               tag: str, *, rate: float | None, speedup: float | None, limit: int | None,
+               skip: int, mode: LabelMode, progress: bool) -> dict[str, Any]:
+    """The hot loop: validate, encode and send rows (and delayed labels, interleaved as
+    :class:`producer.labels.LabelSchedule` says). Returns rows read, invalid counts and loop
+    seconds; every event is confirmed or counted as failed by ``sender`` on return."""
     from tqdm import tqdm
 
     ncols = len(header)
     order = [header.index(c) for c in CSV_COLUMNS]
     get = itemgetter(*order)
     identity = order == list(range(ncols))  # the usual file: no column reordering needed
-    text_template, float_template = _template(labels, "s"), _template(labels, "r")
+    check_class, with_flag = mode.needs_class, mode.inline
+    text_template, float_template = _template(with_flag, "s"), _template(with_flag, "r")
+    schedule = LabelSchedule(mode.delay_s, mode.delay_text) if mode.delayed else None
+    need_time = speedup is not None or schedule is not None
     bar = tqdm(unit="ev", disable=not progress, mininterval=0.5)
     invalid, examples = 0, []
     paced = rate is not None or speedup is not None
     t0: float | None = None
     records = considered = attempted = 0
     isfinite = math.isfinite
+    send = sender.send
     start = time.monotonic()
     for fields in reader:
         records += 1
@@ -310,26 +326,28 @@ def _send_rows(reader: Any, header: list[str], sender: _Sender, topic: str, tag:
         try:
             fast = (cols is not None and len(fields) == ncols
                     and isfinite(sum(map(float, cols))) and cols[0][0] != "-"
-                    and cols[29][0] != "-" and (not labels or cols[30] in ("0", "1"))
+                    and cols[29][0] != "-" and (not check_class or cols[30] in ("0", "1"))
                     and _json_numbers(",".join(cols)))
         except (ValueError, IndexError):
             fast = False
         if fast:
-            payload = text_template % (tid, *cols[:30], cols[30] == "1") if labels else \
+            fraud = cols[30] == "1"
+            payload = text_template % (tid, *cols[:30], fraud) if with_flag else \
                 text_template % (tid, *cols[:30])
-            event_time = float(cols[0]) if speedup is not None else 0.0
+            event_time = float(cols[0]) if need_time else 0.0
         else:
-            reason = _invalid_reason(fields, ncols, get, labels)
+            reason = _invalid_reason(fields, ncols, get, check_class)
             if reason is not None:
                 invalid += 1
                 if len(examples) < MAX_INVALID_EXAMPLES:
                     examples.append({"line": line_no, "reason": reason})
                 continue
-            values = list(map(float, get(fields)))  # valid, but not JSON-shaped text
-            payload = (float_template % (tid, *values[:30], values[30]) if labels
+            values = list(map(float, get(fields)[:31 if check_class else 30]))  # not JSON-shaped
+            fraud = check_class and values[30] == 1.0
+            payload = (float_template % (tid, *values[:30], values[30]) if with_flag
                        else float_template % (tid, *values[:30]))
             event_time = values[0]
-        if paced:
+        if paced and not sender.stopped:
             if rate is not None:
                 target = start + attempted / rate
             else:
@@ -338,13 +356,21 @@ def _send_rows(reader: Any, header: list[str], sender: _Sender, topic: str, tag:
             delay = target - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+        if schedule is not None and event_time >= schedule.next_due:
+            for label in schedule.pop_due(event_time):
+                send(labels_topic, label.key, label.value, label.row, True)
         attempted += 1
-        if not sender.send(topic, tid.encode(), payload.encode()):
-            break  # the client refused an event (e.g. metadata timeout): stop, report
+        send(topic, tid.encode(), payload.encode(), records)
+        if schedule is not None and fraud:
+            schedule.add(tid, event_time, records)
         if attempted % _CHECK_EVERY == 0:
             sender.reap()
             bar.update(_CHECK_EVERY)
+    if schedule is not None:
+        for label in schedule.drain():  # truth arriving after the replayed window
+            send(labels_topic, label.key, label.value, label.row, True)
     sender.finish()
     bar.update(attempted % _CHECK_EVERY)
     bar.close()
-    return {"invalid": invalid, "examples": examples, "seconds": time.monotonic() - start}
+    return {"rows": considered, "invalid": invalid, "examples": examples,
+            "seconds": time.monotonic() - start}

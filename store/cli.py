@@ -103,11 +103,11 @@ def _fmt(x: float | None) -> str:
 def run_counts(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from producer.labels import parse_duration
+    from schemas.durations import parse_duration
     from store.counts import matured_counts
     from store.db import connect
 
-    window = timedelta(seconds=parse_duration(args.mature_after))
+    window = timedelta(seconds=parse_duration(args.mature_after, "--mature-after"))
     report = matured_counts(connect(args.db, create=False), window, by_day=args.by == "day")
     if args.json:
         print(json.dumps(report.to_dict(), default=str))

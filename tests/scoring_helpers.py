@@ -17,8 +17,8 @@ from sqlalchemy import Engine, func, select
 from producer.replay import replay, source_tag, transaction_id
 from producer.topics import ensure_topics
 from scorer.model import load_model
-from store.db import connect
 from store.counts import matured_counts
+from store.db import connect
 from store.tables import alerts, consumer_offsets, decisions
 from trainer.data import load_csv
 from trainer.pipeline import train

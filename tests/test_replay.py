@@ -15,7 +15,7 @@ from kafka import KafkaConsumer
 
 from producer import cli
 from producer.broker import free_port
-from producer.replay import replay, source_tag
+from producer.replay import ReplaySummary, replay, source_tag
 from schemas.errors import FraudstreamError
 from schemas.events import TransactionV1
 from schemas.export import JSON_DIR
@@ -131,7 +131,7 @@ def test_bad_rows_are_counted_and_skipped(kafka_bootstrap, new_topic, tmp_path,
     topic = new_topic(kafka_bootstrap)
     summary = replay(str(path), bootstrap=kafka_bootstrap, topic=topic)
     assert summary.invalid == len(bad) and summary.failed == 0
-    assert summary.sent == 11 - len(bad)
+    assert summary.sent == 11 - len(bad) and summary.rows == 11
     assert [ex["line"] for ex in summary.invalid_examples] == sorted(bad)
     reasons = " | ".join(ex["reason"] for ex in summary.invalid_examples)
     for phrase in ("V1: not a number", "expected 31 fields, got 30", "Amount: negative",
@@ -194,11 +194,39 @@ def test_cli_json_summary(kafka_bootstrap, new_topic, tmp_path, capsys) -> None:
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert set(summary) == {"sent", "failed", "invalid", "invalid_examples", "seconds", "rate",
-                            "topic", "partitions", "first_error"}
+                            "topic", "partitions", "first_error", "rows", "labels_sent",
+                            "labels_failed", "labels_topic", "resume_skip", "resume_limit"}
     assert (summary["sent"], summary["failed"], summary["invalid"]) == (120, 0, 0)
+    assert (summary["rows"], summary["resume_skip"], summary["labels_topic"]) == (120, None, None)
     assert (summary["topic"], summary["partitions"]) == (topic, 2)
     assert len(consume(kafka_bootstrap, topic, 120)) == 120
 
     assert run_cli("replay", "--csv", str(path), "--bootstrap-servers", kafka_bootstrap,
                    "--topic", topic, "--limit", "3") == 0
     assert "sent 3 events" in capsys.readouterr().out
+
+
+def test_no_labels_does_not_read_class(kafka_bootstrap, new_topic, tmp_path) -> None:
+    """With --labels none an unreadable Class is not a reason to drop (or crash on) a row."""
+    quirky = ["+3", *[" -1.5"] * 28, "7.", "x"]  # valid but not JSON-shaped numbers; Class junk
+    path = tmp_path / "noclass.csv"
+    path.write_text(",".join(CSV_COLUMNS) + "\n" + ",".join(quirky) + "\n")
+    topic = new_topic(kafka_bootstrap)
+    summary = replay(str(path), bootstrap=kafka_bootstrap, topic=topic, labels="none")
+    assert (summary.sent, summary.invalid) == (1, 0)
+    [record] = consume(kafka_bootstrap, topic, 1)
+    assert json.loads(record.value)["amount"] == 7.0
+
+
+def test_summary_tells_where_to_resume() -> None:
+    summary = ReplaySummary(sent=22_800, failed=37_200, invalid=0, invalid_examples=[],
+                            seconds=90.0, rate=253.3, topic="transactions", partitions=3,
+                            first_error="KafkaTimeoutError('Expiring 8 record(s)')",
+                            rows=60_000, resume_skip=22_800, resume_limit=37_200)
+    text = summary.human()
+    assert ("not confirmed: 37,200 events; resume with --skip 22800 --limit 37200 "
+            "(re-sent events are de-duplicated by id)") in text
+    assert "first send error: KafkaTimeoutError" in text
+    ok = ReplaySummary(sent=3, failed=0, invalid=0, invalid_examples=[], seconds=1.0, rate=3.0,
+                       topic="t", partitions=1, rows=3)
+    assert "resume" not in ok.human() and "label" not in ok.human()

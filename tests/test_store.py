@@ -1,13 +1,12 @@
 """Store on real SQLite and PostgreSQL: migrations, registry, fenced exactly-once batch commits."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import inspect, select
 
 from schemas.errors import FraudstreamError
-from datetime import UTC, datetime, timedelta
-
 from scorer.process import ScoredBatch
 from scorer.sink import write_batch
 from store import registry

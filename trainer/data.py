@@ -103,8 +103,8 @@ def load_csv(source: str) -> Dataset:
             f"{source} has only class {int(labels[0])}: training needs frauds and non-frauds"
         )
     raw = np.column_stack([numeric[c] for c in RAW_FEATURES])
-    return Dataset(raw=raw, y=labels.astype(np.int8), time=numeric["Time"], sha256=hashlib.sha256(data).hexdigest(),
-                   source=source)
+    return Dataset(raw=raw, y=labels.astype(np.int8), time=numeric["Time"],
+                   sha256=hashlib.sha256(data).hexdigest(), source=source)
 
 
 def split(dataset: Dataset, *, seed: int) -> Splits:

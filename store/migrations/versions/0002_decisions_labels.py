@@ -21,8 +21,7 @@ def upgrade() -> None:
     op.create_table(
         "decisions",
         sa.Column("transaction_id", sa.String(128), primary_key=True),
-        sa.Column("model_version", sa.Integer, sa.ForeignKey("model_versions.version"),
-                  primary_key=True),
+        sa.Column("model_version", sa.Integer, primary_key=True),  # no FK: see store/tables.py
         sa.Column("score", sa.Float, nullable=False),
         sa.Column("threshold", sa.Float, nullable=False),
         sa.Column("flagged", sa.Boolean, nullable=False),

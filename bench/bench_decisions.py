@@ -1,0 +1,186 @@
+"""Cost of the decision log: scorer throughput writing a ``decisions`` row per event vs the same
+scorer with ``ScoreConfig(log_decisions=False)``, measured in the same run on the same topic
+(each run its own consumer group), on SQLite and PostgreSQL.
+
+    .venv/bin/python bench/bench_decisions.py [--rows 100000] [--batch-size 2000]
+        [--repeats 2] [--no-inline] [--backends sqlite,postgresql] [--pg-url URL | --db URL]
+        [--profile]
+
+The transactions are replayed with ``labels="none"``: no event carries ``is_fraud``, so the
+only rows per event are decisions (plus the few alerts). A second topic replayed with
+``labels="inline"`` measures the same ratio when every event also writes an inline label row
+(``--no-inline`` skips it). Runs alternate (with, without, with, without, ...) to spread this
+machine's noise over both; the tables written (decisions, alerts, labels) are emptied before
+every run, so each run inserts into the same empty tables. Reports every rate, the per-pair
+ratio with/without and its median (aim: >= 0.85). ``--profile`` adds one pyinstrument-profiled
+pair per backend (not counted). PostgreSQL from ``--pg-url``/``$FRAUDSTREAM_BENCH_PG_URL`` (or
+``--db``) is RESET.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg  # noqa: F401  (before TensorFlow: see trainer.model.load_keras)
+from common import (
+    add_db_arguments,
+    backends,
+    bench_broker,
+    fresh_db,
+    maybe_profile,
+    median,
+    redacted,
+    train_small,
+)
+
+TABLES = ("decisions", "alerts", "labels")
+
+
+def empty_tables(engine: Any) -> None:
+    """Empty the tables a scorer run writes, so every run starts from the same state."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
+        else:
+            for table in TABLES:
+                conn.execute(text(f"DELETE FROM {table}"))
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()  # outside a transaction (the engine BEGINs IMMEDIATE)
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+    else:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"VACUUM ANALYZE {', '.join(TABLES)}")
+
+
+def count(engine: Any, table: str) -> int:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() or 0)
+
+
+def score_once(engine: Any, model: Any, bootstrap: str, topic: str, expected: int,
+               log_decisions: bool, batch_size: int, profile: str = "") -> float:
+    """Events/s (busy time) of one scorer run over ``topic`` in a fresh consumer group."""
+    from scorer.service import ScoreConfig, Scorer
+
+    empty_tables(engine)
+    config = ScoreConfig(bootstrap=bootstrap, topic=topic,
+                         group_id=f"bench-{'with' if log_decisions else 'without'}-"
+                                  f"{uuid.uuid4().hex[:8]}",
+                         batch_size=batch_size, until_idle=3, alerts_topic=f"{topic}.alerts",
+                         dlq_topic=f"{topic}.dlq", log_decisions=log_decisions)
+    with maybe_profile(bool(profile), profile):
+        summary = Scorer(config, engine, model).run()
+    if summary.consumed != expected or summary.dlq:
+        raise SystemExit(f"scorer consumed {summary.consumed} (dlq {summary.dlq}), "
+                         f"expected {expected}")
+    decided = count(engine, "decisions")
+    if decided != (expected if log_decisions else 0):
+        raise SystemExit(f"{decided} decisions after a run with log_decisions={log_decisions}")
+    return summary.rate
+
+
+def run_backend(name: str, url: str | None, tmp: Path, bootstrap: str,
+                topics: dict[str, tuple[str, int]], args: argparse.Namespace) -> dict[str, Any]:
+    from scorer.model import load_model
+    from store.db import connect
+
+    home = tmp / f"home-{name}"
+    home.mkdir()
+    os.environ["FRAUDSTREAM_HOME"] = str(home)
+    db = fresh_db(url, tmp / name)
+    train_small(args.train_rows, tmp, db, home)
+    engine = connect(db)
+    model = load_model(engine, home=home)
+    out: dict[str, Any] = {"db": redacted(db)}
+    for variant, (topic, sent) in topics.items():
+        rates: dict[str, list[float]] = {"with": [], "without": []}
+        for _ in range(args.repeats):
+            for log_decisions in (True, False):
+                rate = score_once(engine, model, bootstrap, topic, sent, log_decisions,
+                                  args.batch_size)
+                rates["with" if log_decisions else "without"].append(rate)
+                print(f"  [{name}/{variant}] {'with   ' if log_decisions else 'without'} "
+                      f"decisions: {rate:>9,.0f} events/s", flush=True)
+        ratios = [w / wo for w, wo in zip(rates["with"], rates["without"], strict=True)]
+        out[variant] = {"with_eps": [round(r) for r in rates["with"]],
+                        "without_eps": [round(r) for r in rates["without"]],
+                        "median_with_eps": round(median(rates["with"])),
+                        "median_without_eps": round(median(rates["without"])),
+                        "ratios": [round(r, 3) for r in ratios],
+                        "median_ratio": round(median(ratios), 3)}
+        if args.profile:
+            for log_decisions in (True, False):
+                score_once(engine, model, bootstrap, topic, sent, log_decisions, args.batch_size,
+                           profile=f"{name}/{variant} log_decisions={log_decisions}")
+    engine.dispose()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--train-rows", type=int, default=20_000,
+                        help="rows the (throwaway) model is trained on")
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=2, help="with/without pairs per variant")
+    parser.add_argument("--no-inline", action="store_true",
+                        help="skip the inline-labels variant")
+    parser.add_argument("--profile", action="store_true",
+                        help="pyinstrument one extra (uncounted) pair per backend and variant")
+    add_db_arguments(parser)
+    args = parser.parse_args()
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    from producer.replay import replay
+    from producer.topics import ensure_topics
+    from trainer.synth import write_csv
+
+    chosen = backends(args)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-decisions-") as tmp_name, \
+            bench_broker(Path(tmp_name)) as bootstrap:
+        tmp = Path(tmp_name)
+        csv = str(write_csv(tmp / "creditcard.csv", args.rows, seed=7))
+        run = uuid.uuid4().hex[:8]
+        topics: dict[str, tuple[str, int]] = {}
+        for variant in ("none",) + (() if args.no_inline else ("inline",)):
+            topic = f"bench-dec-{variant}-{run}"
+            ensure_topics(bootstrap, {topic: 3, f"{topic}.alerts": 3, f"{topic}.dlq": 1})
+            sent = replay(csv, bootstrap=bootstrap, topic=topic, labels=variant).sent
+            topics[f"labels={variant}"] = (topic, sent)
+        for name, url in chosen:
+            print(f"{name}: scoring {args.rows:,} events per run, batch {args.batch_size}, "
+                  f"{args.repeats} with/without pair(s) per variant", flush=True)
+            results[name] = run_backend(name, url, tmp, bootstrap, topics, args)
+
+    print()
+    print(f"{'backend':<11} {'replay':<14} {'with eps':>10} {'without eps':>12} "
+          f"{'ratio (median)':>15}  per pair")
+    for name, res in results.items():
+        for variant in topics:
+            r = res[variant]
+            print(f"{name:<11} {variant:<14} {r['median_with_eps']:>10,} "
+                  f"{r['median_without_eps']:>12,} {r['median_ratio']:>15.3f}  {r['ratios']}")
+    print("(labels=none: no inline label rows, decisions are the only per-event rows; "
+          "labels=inline: every event also writes a label row in both runs; aim ratio >= 0.85)")
+    print(json.dumps({"bench": "decisions", "events": args.rows, "batch_size": args.batch_size,
+                      "repeats": args.repeats, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
