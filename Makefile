@@ -10,10 +10,15 @@ STAMP := $(VENV)/.installed-stamp
 
 setup: $(STAMP)
 
+# pip's own output is long; one line per package it fetches shows progress without the noise.
 $(STAMP): pyproject.toml
+	@echo "== setup: installing fraudstream and its dependencies into $(VENV)"
+	@echo "   (first time: a few minutes, TensorFlow alone is several hundred MB)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	set -o pipefail; $(PY) -m pip install --disable-pip-version-check --progress-bar off \
+	  -e '.[dev]' | awk '/^(Collecting|Downloading) /{print "   " $$0; fflush()}'
 	touch $(STAMP)
+	@echo "== setup: done"
 
 kafka-jars: setup
 	$(PY) -m producer.broker ensure-jars

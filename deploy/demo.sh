@@ -78,13 +78,17 @@ step "report"
 ls "$FRAUDSTREAM_HOME"/reports/*/index.html
 
 step "look at the results yourself"
+TOP=$($FS alerts list --limit 1 --format csv 2>/dev/null | sed -n 2p | cut -d, -f1 || true)
 cat <<MSG
 The broker stops now; the database, models and report stay in $FRAUDSTREAM_HOME.
   export FRAUDSTREAM_HOME=$FRAUDSTREAM_HOME
   export FRAUDSTREAM_DB_URL=$FRAUDSTREAM_DB_URL
   .venv/bin/fraudstream counts --mature-after $DELAY --by day
-  .venv/bin/fraudstream alerts list --limit 20
-  .venv/bin/fraudstream models list
+  .venv/bin/fraudstream alerts list --order newest --limit 20
+  .venv/bin/fraudstream alerts show ${TOP:-TRANSACTION_ID}   # one transaction: alerts, decisions, labels
+  .venv/bin/fraudstream alerts list --limit 0 --format csv > alerts.csv
+  .venv/bin/fraudstream models show
   xdg-open $(ls "$FRAUDSTREAM_HOME"/reports/*/index.html | head -1)   # the training report
+(source .venv/bin/activate to type just 'fraudstream'; every command has --help)
 MSG
 step "broker down"

@@ -8,7 +8,8 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    labels = sub.add_parser("labels", help="the label stream (delayed truth)")
+    labels = sub.add_parser("labels", help="the label stream (delayed truth)",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     lsub = labels.add_subparsers(dest="labels_command", required=True)
     consume = lsub.add_parser(
         "consume", help="write label events to the store (a consumer-group member)",

@@ -12,9 +12,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``kafka`` and ``replay`` subcommands to the ``fraudstream`` dispatcher."""
     kafka = subparsers.add_parser(
         "kafka", help="run a local single-node Apache Kafka broker",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Run a genuine single-node Apache Kafka (KRaft) broker on 127.0.0.1, "
                     "from Maven Central jars (needs Java 17+, and Maven on first use).")
-    kafka.add_argument("action", choices=("up", "down", "status"))
+    kafka.add_argument("action", choices=("up", "down", "status"),
+                       help="up: start the broker (and wait until it answers); down: stop it; "
+                            "status: is it answering (exit 1 if not)")
     kafka.add_argument("--data-dir", help="broker state (default: $FRAUDSTREAM_HOME/kafka)")
     kafka.add_argument("--port", type=int,
                        help="client port (default: the recorded one, else 9092); "
@@ -23,14 +26,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     replay = subparsers.add_parser(
         "replay", help="replay creditcard.csv onto Kafka as transaction events",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Stream the rows of a creditcard.csv-shaped file (a path, .gz, or http(s) "
                     "URL) to a Kafka topic as transaction.v1 JSON events keyed by transaction_id.")
-    replay.add_argument("--csv", required=True, metavar="PATH_OR_URL")
+    replay.add_argument("--csv", required=True, metavar="PATH_OR_URL",
+                        help="creditcard.csv-shaped data: Time, V1..V28, Amount, Class columns "
+                             "(a path, .gz, or http(s) URL)")
     replay.add_argument("--bootstrap-servers", metavar="HOST:PORT",
                         help="default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092")
-    replay.add_argument("--topic", default="transactions")
+    replay.add_argument("--topic", default="transactions",
+                        help="topic the transaction.v1 events are written to")
     replay.add_argument("--partitions", type=int, default=3,
-                        help="partitions if the topic has to be created (default 3)")
+                        help="partitions if the topic has to be created")
     pacing = replay.add_mutually_exclusive_group()
     pacing.add_argument("--rate", type=float, metavar="TPS", help="fixed events per second")
     pacing.add_argument("--speedup", type=float, metavar="X",
@@ -43,14 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
              "'delayed:DURATION' (e.g. delayed:48h, 90m, 3600s, 2d) as a label.v1 event per "
              "fraud row on --labels-topic once DURATION of dataset time has passed; 'none'")
     replay.add_argument("--labels-topic", default="labels",
-                        help="topic of delayed label events (default labels; 3 partitions if "
-                             "created)")
+                        help="topic of delayed label events (3 partitions if created)")
     replay.add_argument("--no-labels", action="store_true",
                         help="deprecated: same as --labels none")
     replay.add_argument("--delivery-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="an event not acknowledged within this time (e.g. while the broker "
-                             "is down) counts as failed; the summary says where to resume "
-                             "(default 60)")
+                             "is down) counts as failed; the summary says where to resume")
     replay.add_argument("--json", action="store_true", help="print one JSON summary object")
     replay.set_defaults(func=replay_command)
 

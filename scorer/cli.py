@@ -12,19 +12,23 @@ PRODUCTION_GROUP = "fraudstream-scorer"
 
 
 def register(sub: Any) -> None:
-    score = sub.add_parser("score", help="score the transaction stream (a consumer-group member)")
+    score = sub.add_parser("score", help="score the transaction stream (a consumer-group member)",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     score.add_argument("--bootstrap-servers", help="H:P (default: $KAFKA_BOOTSTRAP_SERVERS)")
-    score.add_argument("--topic", default="transactions")
+    score.add_argument("--topic", default="transactions", help="topic of transaction.v1 events")
     score.add_argument("--group-id", default=PRODUCTION_GROUP,
                        help="consumer group; a model other than production needs its own group")
     score.add_argument("--db", help="SQLAlchemy URL (default: $FRAUDSTREAM_DB_URL or SQLite)")
-    score.add_argument("--model-version", default="production", help="a number or 'production'")
+    score.add_argument("--model-version", default="production",
+                       help="the registered model to score with: a number or 'production'")
     score.add_argument("--batch-size", type=int, default=2000, help="max events per micro-batch")
     score.add_argument("--until-idle", type=float, metavar="SECONDS",
                        help="exit after this many seconds without new events")
     score.add_argument("--max-messages", type=int, help="exit after consuming this many events")
-    score.add_argument("--alerts-topic", default="alerts")
-    score.add_argument("--dlq-topic", default="transactions.dlq")
+    score.add_argument("--alerts-topic", default="alerts",
+                       help="topic the alert.v1 events of flagged transactions are published to")
+    score.add_argument("--dlq-topic", default="transactions.dlq",
+                       help="dead-letter topic for malformed events (reason in a header)")
     score.add_argument("--json", action="store_true", help="print one JSON summary object")
     score.set_defaults(func=run_score)
 
