@@ -23,10 +23,14 @@ RUN groupadd --system --gid 10001 fraudstream \
 WORKDIR /src
 COPY pyproject.toml README.m[d] fraudstream_cli.py ./
 COPY schemas/ schemas/
+COPY models/ models/
 COPY trainer/ trainer/
 COPY producer/ producer/
 COPY scorer/ scorer/
 COPY store/ store/
+COPY stream/ stream/
+COPY labels/ labels/
+COPY metrics/ metrics/
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install '.[postgres]' \
     && rm -rf /src

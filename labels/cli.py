@@ -25,11 +25,18 @@ def register(sub: Any) -> None:
     consume.add_argument("--dlq-topic", default="labels.dlq",
                          help="where malformed label events go, with the reason in a header")
     consume.add_argument("--json", action="store_true", help="print one JSON summary object")
+    consume.add_argument("--metrics-port", type=int, metavar="PORT",
+                         help="serve Prometheus /metrics on this port (default: "
+                              "$FRAUDSTREAM_METRICS_PORT, else no metrics)")
+    consume.add_argument("--metrics-host", metavar="ADDR",
+                         help="address /metrics listens on (default: $FRAUDSTREAM_METRICS_HOST "
+                              "or 127.0.0.1)")
     consume.set_defaults(func=run_consume)
 
 
 def run_consume(args: argparse.Namespace) -> int:
     from labels.service import consume_labels
+    from metrics import ConsumerMetrics, start_from_cli
     from producer.broker import bootstrap_servers, tcp_reachable, wait_ready
     from producer.topics import ensure_topics
     from schemas.errors import FraudstreamError
@@ -51,7 +58,9 @@ def run_consume(args: argparse.Namespace) -> int:
                             dlq_topic=args.dlq_topic, client_id="fraudstream-labels",
                             batch_size=args.batch_size, until_idle=args.until_idle,
                             max_messages=args.max_messages)
-    s = consume_labels(config, engine)
+    metrics = start_from_cli(args.metrics_port, args.metrics_host,
+                             lambda: ConsumerMetrics("labels"))
+    s = consume_labels(config, engine, metrics)
     summary = {"consumed": s.consumed, "labels": s.stats["labels"], "dlq": s.dlq,
                "isolated": s.isolated, "conflicts": s.conflicts,
                "topic_resets": s.topic_resets, "seconds": round(s.seconds, 3),

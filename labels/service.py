@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine
 
@@ -16,6 +16,9 @@ from labels.decode import decode_labels
 from store.bulk import insert_ignore
 from store.tables import labels
 from stream import BatchEffects, ConsumerConfig, ConsumerSummary, SqlConsumer
+
+if TYPE_CHECKING:
+    from metrics import ConsumerMetrics
 
 
 def write_labels(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -33,6 +36,7 @@ class LabelPipeline:
                             stats={"labels": len(decoded.rows)})
 
 
-def consume_labels(config: ConsumerConfig, engine: Engine) -> ConsumerSummary:
+def consume_labels(config: ConsumerConfig, engine: Engine,
+                   metrics: ConsumerMetrics | None = None) -> ConsumerSummary:
     """Run one label-sink member until stopped; return its totals."""
-    return SqlConsumer(config, engine, LabelPipeline()).run()
+    return SqlConsumer(config, engine, LabelPipeline(), metrics).run()

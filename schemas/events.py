@@ -82,11 +82,25 @@ class TransactionV1(BaseModel):
     is_fraud: Flag01 | None = None
 
 
+class FeatureContribution(BaseModel):
+    """One feature's contribution to an alert's score, in log-odds (margin) units: positive
+    pushes towards fraud. ``feature`` is spelled as in the transaction event (``v14``,
+    ``amount``)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    feature: Annotated[str, Field(min_length=1, max_length=64)]
+    contribution: FiniteFloat
+
+
 class AlertV1(BaseModel):
     """A transaction the scorer flagged (score >= threshold), for fraud ops.
 
     Keyed by ``transaction_id`` on the topic; delivery is at-least-once, so consumers
-    de-duplicate on (``transaction_id``, ``model_version``).
+    de-duplicate on (``transaction_id``, ``model_version``). ``top_features``: the largest
+    per-feature contributions (by absolute value) as computed by the model that scored it
+    (``models``: integrated gradients for ``dense``, TreeSHAP for ``xgboost``); absent from
+    alerts written before explanations existed.
     """
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
@@ -102,6 +116,7 @@ class AlertV1(BaseModel):
     source_partition: Annotated[int, Field(ge=0)]
     source_offset: Annotated[int, Field(ge=0)]
     scored_at: Annotated[datetime, Field(strict=False)]
+    top_features: list[FeatureContribution] | None = None
 
 
 LabelValue = Literal["fraud", "genuine"]

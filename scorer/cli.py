@@ -30,10 +30,17 @@ def register(sub: Any) -> None:
     score.add_argument("--dlq-topic", default="transactions.dlq",
                        help="dead-letter topic for malformed events (reason in a header)")
     score.add_argument("--json", action="store_true", help="print one JSON summary object")
+    score.add_argument("--metrics-port", type=int, metavar="PORT",
+                       help="serve Prometheus /metrics on this port (default: "
+                            "$FRAUDSTREAM_METRICS_PORT, else no metrics)")
+    score.add_argument("--metrics-host", metavar="ADDR",
+                       help="address /metrics listens on (default: $FRAUDSTREAM_METRICS_HOST "
+                            "or 127.0.0.1)")
     score.set_defaults(func=run_score)
 
 
 def run_score(args: argparse.Namespace) -> int:
+    from metrics import ScorerMetrics, start_from_cli, validation_alert_rate
     from producer.broker import bootstrap_servers, tcp_reachable, wait_ready
     from producer.topics import ensure_topics
     from schemas.errors import FraudstreamError
@@ -69,7 +76,13 @@ def run_score(args: argparse.Namespace) -> int:
                          dlq_topic=args.dlq_topic)
     logging.getLogger(__name__).info("scoring %s with model %d (threshold %.4f) for group %s",
                                      args.topic, model.version, model.threshold, args.group_id)
-    summary = Scorer(config, engine, model).run()
+    metrics = start_from_cli(args.metrics_port, args.metrics_host, ScorerMetrics)
+    expected = None
+    if metrics is not None:
+        from store import registry
+
+        expected = validation_alert_rate(registry.get(engine, model.version).metrics)
+    summary = Scorer(config, engine, model, metrics, expected).run()
     if args.json:
         print(json.dumps(summary.to_dict()))
     else:

@@ -1,4 +1,8 @@
-"""Loading a registered model for scoring, after checking every artifact's hash."""
+"""Loading a registered model for scoring, after checking every artifact's hash.
+
+The scorer never imports TensorFlow: it loads the framework-free scoring form of the family the
+registry names (:mod:`models`) — the dense net's weights as plain numbers, XGBoost's own JSON.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +11,36 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+import models
 from schemas.errors import FraudstreamError
 from schemas.features import FeatureContract
 from scorer.process import ScoringModel
 from store import registry
-from trainer.model import DenseScorer, load_keras
 
 
 def load_model(engine: Engine, version: int | str = "production",
                home: Path | None = None) -> ScoringModel:
     """The registered model ``version`` (number or ``"production"``), hash-verified.
 
-    Raises :class:`store.registry.ArtifactIntegrityError` when any artifact differs from its
-    manifest; the Keras file is loaded with ``safe_mode`` (no arbitrary code).
+    Raises :class:`store.registry.ArtifactIntegrityError` when any artifact (or the family)
+    differs from its manifest. Nothing is unpickled: ``dense.npz`` is read with
+    ``allow_pickle=False``, XGBoost's model by its own JSON parser.
     """
-    keras = load_keras()
     record = registry.get(engine, version)
     directory = registry.verify(record, home)
     try:
-        net = keras.saving.load_model(directory / "model.keras", compile=False, safe_mode=True)
+        net = models.load(record.family, directory)
         contract = FeatureContract.load(directory / "feature_contract.json")
         threshold = float(json.loads((directory / "threshold.json").read_text())["threshold"])
+    except FileNotFoundError as exc:
+        raise FraudstreamError(
+            f"model {record.version} ({record.family}) cannot be loaded: {exc.filename} is "
+            "missing (models registered before model families carry no framework-free scoring "
+            "form: train and register it again)") from exc
     except (OSError, ValueError, KeyError) as exc:
         raise FraudstreamError(f"model {record.version} cannot be loaded: {exc}") from exc
-    return ScoringModel(version=record.version, threshold=threshold, contract=contract,
-                        net=DenseScorer.from_keras(net))
+    except Exception as exc:  # XGBoostError and other loader failures of a verified file
+        if isinstance(exc, FraudstreamError):
+            raise
+        raise FraudstreamError(f"model {record.version} cannot be loaded: {exc}") from exc
+    return ScoringModel(version=record.version, threshold=threshold, contract=contract, net=net)

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from models import ScoringFamily, top_features
 from schemas.events import AlertV1, event_time
 from schemas.features import FeatureContract
 from scorer.decode import DecodedBatch
-from trainer.model import DenseScorer
 
 #: Label ids of truths that rode inside a transaction event (``is_fraud``) are this plus its id.
 INLINE_LABEL_PREFIX = "inline:"
@@ -20,18 +20,25 @@ INLINE_LABEL_PREFIX = "inline:"
 
 @dataclass(frozen=True)
 class ScoringModel:
-    """A registered model ready to score: version, threshold, feature contract, net."""
+    """A registered model ready to score: version, threshold, feature contract, and the
+    family's scoring form (``net``: any :class:`models.ScoringFamily`)."""
 
     version: int
     threshold: float
     contract: FeatureContract
-    net: DenseScorer
+    net: ScoringFamily
 
     def score_raw(self, raw: np.ndarray) -> np.ndarray:
         """Scores ``(n,)`` in [0, 1] for a raw matrix ``(n, 29)``."""
         if len(raw) == 0:
             return np.zeros(0, dtype=np.float64)
         return self.net.score(self.contract.transform(raw))
+
+    def top_features(self, raw: np.ndarray) -> list[list[dict[str, Any]]]:
+        """The top contributing features of each row of a raw matrix ``(n, 29)``."""
+        if len(raw) == 0:
+            return []
+        return top_features(self.net.explain(self.contract.transform(raw)))
 
 
 @dataclass(frozen=True)
@@ -46,9 +53,13 @@ class ScoredBatch:
 
 def score_batch(batch: DecodedBatch, model: ScoringModel,
                 now: datetime | None = None) -> ScoredBatch:
-    """Score the valid events of ``batch``; flag ``score >= model.threshold``."""
-    scores = model.score_raw(batch.raw_matrix())
+    """Score the valid events of ``batch``; flag ``score >= model.threshold``; explain the
+    flagged ones only (so throughput does not pay for explaining every event)."""
+    raw = batch.raw_matrix()
+    scores = model.score_raw(raw)
     flagged = scores >= model.threshold
+    flagged_at = np.flatnonzero(flagged)
+    explanations = model.top_features(raw[flagged_at])
     now = now or datetime.now(UTC)
     decisions: list[dict[str, Any]] = []
     labels: list[dict[str, Any]] = []
@@ -71,15 +82,15 @@ def score_batch(batch: DecodedBatch, model: ScoringModel,
                 "source_offset": record.offset})
     rows: list[dict[str, Any]] = []
     alerts: list[AlertV1] = []
-    for i in np.flatnonzero(flagged):
+    for i, explanation in zip(flagged_at, explanations, strict=True):
         event, record = batch.events[i], batch.records[i]
         alert = AlertV1(schema_version=1, transaction_id=event["transaction_id"],
                         model_version=model.version, score=float(scores[i]),
                         threshold=model.threshold, amount=float(event["amount"]),
                         time_s=float(event["time_s"]), source_topic=record.topic,
                         source_partition=record.partition, source_offset=record.offset,
-                        scored_at=now)
+                        scored_at=now, top_features=explanation)
         alerts.append(alert)
-        rows.append({**alert.model_dump(exclude={"schema_version", "scored_at"}),
-                     "created_at": now})
+        rows.append({**alert.model_dump(exclude={"schema_version", "scored_at", "top_features"}),
+                     "explanation": explanation, "created_at": now})
     return ScoredBatch(scores, flagged, decisions, rows, alerts, labels)

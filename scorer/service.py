@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -19,6 +19,9 @@ from scorer.decode import decode_batch
 from scorer.process import ScoringModel, score_batch
 from scorer.sink import write_batch
 from stream import BatchEffects, ConsumerConfig, Outgoing, SqlConsumer
+
+if TYPE_CHECKING:
+    from metrics import ScorerMetrics
 
 
 @dataclass(frozen=True)
@@ -78,16 +81,21 @@ class ScorePipeline:
         return BatchEffects(
             publish=alerts, dead=batch.dead,
             write=partial(write_batch, scored=scored, log_decisions=self.log_decisions),
-            stats={"scored": len(batch.events), "flagged": len(scored.alerts)})
+            stats={"scored": len(batch.events), "flagged": len(scored.alerts)},
+            scores=scored.scores)
 
 
 class Scorer:
     """One member of the scorer consumer group."""
 
-    def __init__(self, config: ScoreConfig, engine: Engine, model: ScoringModel) -> None:
+    def __init__(self, config: ScoreConfig, engine: Engine, model: ScoringModel,
+                 metrics: ScorerMetrics | None = None,
+                 expected_alert_rate: float | None = None) -> None:
         self.model = model
         pipeline = ScorePipeline(model, config.alerts_topic, config.log_decisions)
-        self.consumer = SqlConsumer(config.consumer(), engine, pipeline)
+        self.consumer = SqlConsumer(config.consumer(), engine, pipeline, metrics)
+        if metrics is not None:
+            metrics.model_loaded(model.version, model.threshold, expected_alert_rate)
 
     def run(self) -> ScoreSummary:
         """Consume until stopped (signal, ``until_idle`` or ``max_messages``); return totals."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -40,6 +40,12 @@ def _copied(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -
     import psycopg
 
     names = list(rows[0])
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    if json_columns & set(names):  # COPY takes a JSON column's value as its JSON text
+        import orjson
+
+        rows = [{**row, **{n: None if row[n] is None else orjson.dumps(row[n]).decode()
+                           for n in json_columns if n in row}} for row in rows]
     sql = f'COPY "{table.name}" ({", ".join(f"{n!s}" for n in names)}) FROM STDIN'
     raw = conn.connection.driver_connection
     savepoint = conn.begin_nested()

@@ -3,6 +3,8 @@ per version in ``model_versions``, and hash checks on every load.
 
 Every artifact's sha256 is listed in ``manifest.json``; the manifest's own sha256 is in the
 database row, so neither a changed artifact nor a rewritten manifest goes unnoticed.
+The manifest and the row name the model ``family`` (:mod:`models`); the scorer loads that
+family's framework-free scoring form, so a family swapped on disk is refused like any change.
 Stages: the first model is ``production``, later ones ``candidate`` until promoted; the
 production model it replaces becomes ``archived``.
 """
@@ -43,12 +45,14 @@ class ModelRecord:
     manifest_sha256: str
     data_sha256: str
     stage: str
+    family: str = "dense"
 
     def path(self, home: Path | None = None) -> Path:
         return (home or default_home()) / self.artifact_dir
 
     def summary(self) -> dict[str, Any]:
-        return {"version": self.version, "stage": self.stage, "strategy": self.strategy,
+        return {"version": self.version, "stage": self.stage, "family": self.family,
+                "strategy": self.strategy,
                 "threshold": self.threshold, "threshold_policy": self.threshold_policy,
                 "created_at": self.created_at.isoformat(), "artifact_dir": self.artifact_dir}
 
@@ -67,11 +71,20 @@ def _record(row: Any) -> ModelRecord:
 
 def register(engine: Engine, staging: Path, *, strategy: str, threshold: float,
              threshold_policy: str, metrics: dict[str, Any], data_sha256: str,
-             home: Path | None = None) -> ModelRecord:
-    """Move the files in ``staging`` to ``models/<next version>/`` with a manifest; add the row."""
+             home: Path | None = None, family: str = "dense") -> ModelRecord:
+    """Move the files in ``staging`` to ``models/<next version>/`` with a manifest; add the row.
+
+    ``family`` names the model family whose scoring form the files hold (``models.FAMILIES``).
+    """
+    from models import FAMILIES
+
+    if family not in FAMILIES:
+        raise FraudstreamError(f"unknown model family {family!r}; use one of "
+                               f"{', '.join(FAMILIES)}")
     home = home or default_home()
     files = sorted(p for p in staging.iterdir() if p.is_file() and p.name != MANIFEST)
-    manifest = {"files": {p.name: sha256_file(p) for p in files}, "data_sha256": data_sha256}
+    manifest = {"files": {p.name: sha256_file(p) for p in files}, "data_sha256": data_sha256,
+                "family": family}
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     manifest_sha = sha256_file(staging / MANIFEST)
     for _ in range(5):  # another trainer may take the same version number concurrently
@@ -90,7 +103,7 @@ def register(engine: Engine, staging: Path, *, strategy: str, threshold: float,
                "threshold": float(threshold), "threshold_policy": threshold_policy,
                "metrics": metrics, "artifact_dir": f"models/{version}",
                "manifest_sha256": manifest_sha, "data_sha256": data_sha256,
-               "stage": "candidate" if has_production else "production"}
+               "stage": "candidate" if has_production else "production", "family": family}
         try:
             with engine.begin() as conn:
                 conn.execute(model_versions.insert().values(**row))
@@ -147,6 +160,10 @@ def verify(record: ModelRecord, home: Path | None = None) -> Path:
         raise ArtifactIntegrityError(
             f"model {record.version}: manifest hash does not match the registry")
     manifest = json.loads(manifest_path.read_text())
+    if manifest.get("family", "dense") != record.family:
+        raise ArtifactIntegrityError(
+            f"model {record.version}: manifest family {manifest.get('family', 'dense')!r} does "
+            f"not match the registry's {record.family!r}")
     for name, expected in manifest["files"].items():
         path = directory / name
         if not path.is_file():

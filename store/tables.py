@@ -3,7 +3,8 @@
 * ``model_versions``: the model registry (one row per registered model).
 * ``decisions``: the decision log, one row per scored transaction and model version (natural key
   (``transaction_id``, ``model_version``)): score, threshold, flag, event time, lineage.
-* ``alerts``: flagged transactions, natural key (``transaction_id``, ``model_version``).
+* ``alerts``: flagged transactions, natural key (``transaction_id``, ``model_version``), with
+  their explanation (top contributing features).
 * ``labels``: the truth about transactions, with history (natural key ``label_id``; ``seq`` is the
   arrival order). The latest label of a transaction (by ``observed_at``, then ``seq``) is its truth.
 * ``consumer_offsets``: next offset to read per (group, topic, partition), with the topic's Kafka
@@ -46,6 +47,8 @@ model_versions = Table(
     Column("manifest_sha256", String(64), nullable=False),
     Column("data_sha256", String(64), nullable=False),
     Column("stage", String(16), nullable=False, index=True),
+    # The model family (``models.FAMILIES``); rows from before 0003 are the Keras net.
+    Column("family", String(16), nullable=False, server_default="dense"),
 )
 
 alerts = Table(
@@ -61,6 +64,9 @@ alerts = Table(
     Column("source_partition", Integer, nullable=False),
     Column("source_offset", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Top contributing features [{feature, contribution}] (``AlertV1.top_features``); NULL for
+    # alerts written before explanations existed.
+    Column("explanation", JSON, nullable=True),
 )
 
 decisions = Table(

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
@@ -35,7 +35,12 @@ from stream import offsets
 from stream.deadletters import DeadLetter, Outgoing, dead_letter_message
 from stream.faults import is_transient, one_line
 
+if TYPE_CHECKING:
+    from metrics import ConsumerMetrics
+
 log = logging.getLogger(__name__)
+#: Consumer lag is refreshed at most this often (seconds) when metrics are on.
+LAG_REFRESH_S = 5.0
 T = TypeVar("T")
 
 
@@ -48,6 +53,7 @@ class BatchEffects:
     dead: list[DeadLetter] = field(default_factory=list)
     write: Callable[[Connection], None] | None = None
     stats: Mapping[str, int] = field(default_factory=dict)
+    scores: Sequence[float] = ()  # for metrics only: the scores of this batch (scorer)
 
 
 class Pipeline(Protocol):
@@ -98,6 +104,8 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
     def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         for tp in revoked:
             self.owner.stored.pop((tp.topic, tp.partition), None)
+            if self.owner.metrics is not None:
+                self.owner.metrics.forget_partition(tp.topic, tp.partition)
 
     def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         self.owner.resync(assigned)
@@ -107,14 +115,21 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):
 class SqlConsumer:
     """One member of a consumer group that turns ``config.topic`` into SQL effects."""
 
-    def __init__(self, config: ConsumerConfig, engine: Engine, pipeline: Pipeline) -> None:
+    def __init__(self, config: ConsumerConfig, engine: Engine, pipeline: Pipeline,
+                 metrics: ConsumerMetrics | None = None) -> None:
         self.config, self.engine, self.pipeline = config, engine, pipeline
+        self.metrics = metrics  # None: no metrics, no cost beyond an `if`
+        self._lag_at = 0.0  # when consumer lag was last exported
         self.stored: dict[offsets.TP, int | None] = {}  # what the DB holds for our partitions
         self.topic_ids: dict[str, str | None] = {}
         self.summary = ConsumerSummary()
-        self.joined_at: float | None = None  # first assignment: the idle clock starts there
+        self.joined_at: float | None = None  # first assignment
+        self._faults = 0  # transient faults retried so far (a failed poll is not idleness)
         self._stop = False
-        common = {"bootstrap_servers": config.bootstrap, "client_id": config.client_id}
+        # Reconnect within a second or two of a broker coming back (kafka-python's default
+        # backoff grows to 30 s, and the idle clock runs again as soon as the group is stable).
+        common = {"bootstrap_servers": config.bootstrap, "client_id": config.client_id,
+                  "reconnect_backoff_max_ms": 2000}
         self.consumer = KafkaConsumer(
             group_id=config.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
             isolation_level="read_committed",  # never act on an aborted transaction's records
@@ -131,21 +146,32 @@ class SqlConsumer:
         started = time.monotonic()
         last_activity: float | None = None
         first_record: float | None = None
+        quiet_since: float | None = None  # start of the current idle stretch
         try:
             while not self._stop and not self._quota_reached():
+                faults_before = self._faults
+                polled_at = time.monotonic()
                 records = self._poll()
                 now = time.monotonic()
+                if self.metrics is not None:
+                    self._observe_lag(now)
                 if not records:
-                    # Idle time counts from joining the group (a rebalance that waits for
-                    # crashed members to time out is not idleness), then from the last event.
-                    since = last_activity or self.joined_at
+                    # Idle means: a member of a stable group, its coordinator reachable, and
+                    # polls that work, yet no events. Waiting for a rebalance, a failed poll or
+                    # an unreachable broker restarts the idle clock instead of running it.
+                    if self._faults != faults_before or not self._in_group():
+                        quiet_since = None
+                        continue
+                    quiet_since = quiet_since or now
                     idle = self.config.until_idle
-                    if idle is not None and since is not None and now - since >= idle:
+                    if idle is not None and now - quiet_since >= idle:
                         break
                     continue
                 first_record = first_record or now
                 self._handle(records)
-                last_activity = time.monotonic()
+                last_activity = quiet_since = time.monotonic()
+                if self.metrics is not None:
+                    self.metrics.batch_done(last_activity - polled_at)
         finally:
             self._close()
         s = self.summary
@@ -153,6 +179,27 @@ class SqlConsumer:
         s.busy_seconds = (last_activity - first_record) if first_record and last_activity else 0.0
         s.rate = s.consumed / s.busy_seconds if s.busy_seconds else 0.0
         return s
+
+    def _in_group(self) -> bool:
+        """True while this member is in a stable group whose coordinator it can reach."""
+        try:
+            coordinator = self.consumer._coordinator  # noqa: SLF001 - no public accessor
+            return bool(coordinator.stable() and not coordinator.coordinator_unknown())
+        except Exception:  # noqa: BLE001 - another client version: fall back to "joined"
+            return self.joined_at is not None
+
+    def _observe_lag(self, now: float) -> None:
+        """Export each assigned partition's lag (end offset − committed next offset), at most
+        every ``LAG_REFRESH_S``. The end offset is the high watermark kafka-python keeps from
+        fetch responses (no request of its own); a partition not fetched yet is skipped."""
+        if self.metrics is None or now - self._lag_at < LAG_REFRESH_S:
+            return
+        self._lag_at = now
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                done = self.stored.get((tp.topic, tp.partition)) or 0  # none stored: from 0
+                self.metrics.set_lag(tp.topic, tp.partition, max(0, end - done))
 
     def _poll(self) -> list[Any]:
         limit = self.config.batch_size
@@ -192,6 +239,8 @@ class SqlConsumer:
             s.consumed += len(records)
             s.dlq += len(effects.dead)
             s.stats.update(effects.stats)
+            if self.metrics is not None:
+                self.metrics.committed(records, effects)
 
     def _quarantine(self, record: Any, reason: str) -> None:
         """Dead-letter one record by reference and move past it, with no other effect."""
@@ -208,6 +257,8 @@ class SqlConsumer:
             self.summary.consumed += 1
             self.summary.dlq += 1
             self.summary.isolated += 1
+            if self.metrics is not None:
+                self.metrics.quarantined(record)
 
     # -- edges ---------------------------------------------------------------------------
     def _publish(self, messages: Sequence[Outgoing]) -> None:
@@ -313,6 +364,9 @@ class SqlConsumer:
                     raise FraudstreamError(
                         f"{what} failed, giving up (nothing was committed for this batch; it is "
                         f"re-read on restart): {one_line(exc)}") from exc
+                self._faults += 1
+                if self.metrics is not None:
+                    self.metrics.retried(what)
                 log.warning("%s failed (%s); retrying in %.1fs", what, one_line(exc), delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)

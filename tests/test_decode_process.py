@@ -6,11 +6,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from models.dense import DenseScorer
 from schemas.events import MAX_EVENT_BYTES
 from schemas.features import FeatureContract
 from scorer.decode import decode_batch
 from scorer.process import INLINE_LABEL_PREFIX, ScoringModel, score_batch
-from trainer.model import DenseScorer
 
 
 @dataclass

@@ -16,13 +16,19 @@ def register(sub: Any) -> None:
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=run_synth)
 
+    from models import DEFAULT_FAMILY, FAMILIES
     from trainer.data import TUTORIAL_CSV_URL
     from trainer.model import STRATEGIES
     from trainer.threshold import DEFAULT_POLICY
 
     train = sub.add_parser("train", help="train, evaluate, report and register a model")
     train.add_argument("--csv", default=TUTORIAL_CSV_URL, help="path or URL (default: tutorial)")
-    train.add_argument("--strategy", choices=STRATEGIES, default="weighted")
+    train.add_argument("--family", choices=tuple(FAMILIES), default=DEFAULT_FAMILY,
+                       help="model family: dense (the tutorial's Keras net, default) or xgboost "
+                            "(gradient-boosted trees)")
+    train.add_argument("--strategy", choices=STRATEGIES, default="weighted",
+                       help="class imbalance: weighted (xgboost: scale_pos_weight = neg/pos), "
+                            "baseline, oversample (dense only)")
     train.add_argument("--compare", action="store_true",
                        help="also train the other two strategies and report them side by side")
     train.add_argument("--epochs", type=int, default=100)
@@ -49,12 +55,14 @@ def run_train(args: argparse.Namespace) -> int:
     if args.epochs < 1:
         raise FraudstreamError("--epochs must be >= 1")
     summary = train(args.csv, strategy=args.strategy, compare=args.compare, epochs=args.epochs,
-                    seed=args.seed, policy=args.threshold_policy, db=args.db)
+                    seed=args.seed, policy=args.threshold_policy, db=args.db,
+                    family=args.family)
     if args.json:
         print(json.dumps(summary))
         return 0
     test = summary["metrics"]["test"]
-    print(f"registered model version {summary['version']} ({summary['stage']}), "
+    print(f"registered model version {summary['version']} ({summary['family']}, "
+          f"{summary['stage']}), "
           f"threshold {summary['threshold']:.4f} ({summary['threshold_policy']})")
     print("test: " + ", ".join(f"{k}={test[k]:.4g}" for k in
                                ("auc", "prc", "precision", "recall", "tp", "fp", "fn")))

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from models.dense import DenseScorer
 
 log = logging.getLogger(__name__)
 
@@ -151,36 +152,7 @@ def _balanced_batches(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
     return mixed.batch(BATCH_SIZE).prefetch(2)
 
 
-@dataclass(frozen=True)
-class DenseScorer:
-    """Inference for the trained net as a float64 numpy forward pass.
-
-    Each row's score depends on that row alone (no BLAS blocking across rows), so scoring a
-    micro-batch gives bit-identical scores to scoring the whole set offline; it agrees with
-    ``model.predict`` to ~1e-6. Dropout is the identity at inference.
-    """
-
-    kernels: tuple[np.ndarray, ...]  # (in, out) per Dense layer
-    biases: tuple[np.ndarray, ...]  # (out,) per Dense layer
-
-    @classmethod
-    def from_keras(cls, model: Any) -> DenseScorer:
-        keras = load_keras()
-        dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-        kernels = tuple(np.asarray(layer.kernel.numpy(), dtype=np.float64) for layer in dense)
-        biases = tuple(np.asarray(layer.bias.numpy(), dtype=np.float64) for layer in dense)
-        return cls(kernels=kernels, biases=biases)
-
-    def score(self, x: np.ndarray) -> np.ndarray:
-        """Fraud probabilities ``(n,)`` float64 for model input ``(n, 29)``."""
-        h = np.asarray(x, dtype=np.float64)
-        last = len(self.kernels) - 1
-        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases, strict=True)):
-            h = np.einsum("ij,jk->ik", h, kernel) + bias
-            h = np.maximum(h, 0.0) if i < last else 1.0 / (1.0 + np.exp(-h))
-        return h.reshape(-1)
-
-
 def predict(model: Any, x: np.ndarray) -> np.ndarray:
-    """Scores ``(n,)`` float64 for model input ``(n, 29)`` (the scorer's exact arithmetic)."""
+    """Scores ``(n,)`` float64 for model input ``(n, 29)`` (the scorer's exact arithmetic:
+    the ``dense`` family's numpy forward pass, :class:`models.dense.DenseScorer`)."""
     return DenseScorer.from_keras(model).score(x)

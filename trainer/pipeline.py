@@ -1,5 +1,7 @@
 """The tutorial pipeline end to end: load → split → fit the feature contract on train → fit the
-net → choose the threshold on validation → evaluate → register → report."""
+model (the Keras net, or another family of :mod:`models`) → choose the threshold on validation →
+evaluate → register (with the family's framework-free scoring form, checked against the fitted
+model) → report."""
 
 from __future__ import annotations
 
@@ -12,13 +14,20 @@ from typing import Any
 
 import numpy as np
 
+import models
+from models.dense import DenseScorer
+from schemas.errors import FraudstreamError
 from schemas.features import FeatureContract
 from trainer import data as data_mod
 from trainer.metrics import evaluate
-from trainer.model import STRATEGIES, fit, predict
+from trainer.model import STRATEGIES, fit
 from trainer.threshold import DEFAULT_POLICY, choose_threshold, parse_policy
 
 log = logging.getLogger(__name__)
+
+#: The framework-free scoring form must reproduce the fitted model's validation scores to this
+#: (max absolute difference), or the model is not registered.
+PARITY_TOLERANCE = 1e-5
 
 
 @dataclass
@@ -34,32 +43,89 @@ class TrainedRun:
     p_train: np.ndarray
     y_test: np.ndarray
     p_test: np.ndarray
+    family: str = "dense"
+    scorer: Any = None  # the family's scoring form (models.ScoringFamily)
+    x_val: np.ndarray | None = None  # model input of the validation rows (parity check)
+
+    @property
+    def name(self) -> str:
+        return self.strategy if self.family == "dense" else f"{self.family}-{self.strategy}"
+
+
+def fit_family(family: str, strategy: str, x_train: np.ndarray, y_train: np.ndarray,
+               x_val: np.ndarray, y_val: np.ndarray, *, epochs: int,
+               seed: int) -> tuple[Any, Any, dict[str, list[float]]]:
+    """(fitted model, its scoring form, history) of ``family``. ``dense``: the tutorial's Keras
+    net with ``strategy``; ``xgboost``: ``weighted`` is ``scale_pos_weight = neg/pos``,
+    ``baseline`` is unweighted (``epochs`` does not apply: early stopping decides)."""
+    if family == "dense":
+        model, history = fit(strategy, x_train, y_train, x_val, y_val, epochs=epochs, seed=seed)
+        return model, DenseScorer.from_keras(model), history
+    if family == "xgboost":
+        from models import xgb
+
+        if strategy not in ("weighted", "baseline"):
+            raise FraudstreamError(f"strategy {strategy!r} is for the dense family; xgboost "
+                                   "takes weighted (scale_pos_weight = neg/pos) or baseline")
+        params = {"scale_pos_weight": 1.0} if strategy == "baseline" else None
+        scorer, history = xgb.fit(x_train, y_train, x_val, y_val, seed=seed, params=params)
+        return scorer, scorer, history
+    models.family_class(family)  # raises: unknown family
+    raise FraudstreamError(f"the trainer cannot fit family {family!r}")
 
 
 def train_one(splits: data_mod.Splits, strategy: str, *, epochs: int, seed: int,
-              policy: str = DEFAULT_POLICY) -> TrainedRun:
-    """Fit one strategy on ``splits``; the scaler is fitted on the train split only."""
+              policy: str = DEFAULT_POLICY, family: str = models.DEFAULT_FAMILY) -> TrainedRun:
+    """Fit one family/strategy on ``splits``; the scaler is fitted on the train split only."""
     parse_policy(policy)
     contract = FeatureContract.fit(splits.train_raw)
     x_train, x_val, x_test = (contract.transform(r) for r in
                               (splits.train_raw, splits.val_raw, splits.test_raw))
-    log.info("training %s: %d train / %d val / %d test rows", strategy, len(x_train), len(x_val),
-             len(x_test))
-    model, history = fit(strategy, x_train, splits.y_train, x_val, splits.y_val,
-                         epochs=epochs, seed=seed)
-    p_train, p_val, p_test = (predict(model, x) for x in (x_train, x_val, x_test))
+    log.info("training %s %s: %d train / %d val / %d test rows", family, strategy, len(x_train),
+             len(x_val), len(x_test))
+    model, scorer, history = fit_family(family, strategy, x_train, splits.y_train, x_val,
+                                        splits.y_val, epochs=epochs, seed=seed)
+    p_train, p_val, p_test = (scorer.score(x) for x in (x_train, x_val, x_test))
     threshold = choose_threshold(splits.y_val, p_val, policy)
     metrics = {
         split: {"threshold": evaluate(y, p, threshold), "0.5": evaluate(y, p, 0.5)}
         for split, y, p in (("val", splits.y_val, p_val), ("test", splits.y_test, p_test))
     }
     return TrainedRun(strategy, model, contract, history, threshold, policy, metrics,
-                      splits.y_train, p_train, splits.y_test, p_test)
+                      splits.y_train, p_train, splits.y_test, p_test, family=family,
+                      scorer=scorer, x_val=x_val)
+
+
+def check_parity(run: TrainedRun, directory: Path) -> dict[str, Any]:
+    """Load the scoring form just written to ``directory`` the way the scorer will and compare
+    its validation scores with the fitted model's own (Keras ``predict`` for the dense net, the
+    in-memory booster for XGBoost); refuse (FraudstreamError) beyond :data:`PARITY_TOLERANCE`."""
+    assert run.x_val is not None
+    loaded = models.load(run.family, directory)
+    if run.family == "dense":
+        reference = np.asarray(run.model.predict(run.x_val, verbose=0), dtype=np.float64)
+        against = "keras model.predict"
+    else:
+        reference = run.scorer.score(run.x_val)
+        against = f"in-memory {run.family} model"
+    diff = float(np.max(np.abs(loaded.score(run.x_val) - reference.reshape(-1)), initial=0.0))
+    if not diff < PARITY_TOLERANCE:
+        raise FraudstreamError(
+            f"refusing to register: the {run.family} scoring form differs from the {against} by "
+            f"{diff:.3g} on the validation rows (tolerance {PARITY_TOLERANCE:g})")
+    return {"family": run.family, "reference": against, "rows": len(run.x_val),
+            "max_abs_diff": diff, "tolerance": PARITY_TOLERANCE}
 
 
 def save_artifacts(run: TrainedRun, directory: Path) -> None:
-    """Write the model (.keras, no pickle), feature contract, threshold and metrics JSON."""
-    run.model.save(directory / "model.keras")
+    """Write the family's scoring form (no pickle; for the dense net also ``model.keras`` for
+    retraining), checked against the fitted model (``parity.json``), the feature contract,
+    threshold, metrics and history JSON."""
+    if run.family == "dense":
+        run.model.save(directory / "model.keras")
+    run.scorer.save(directory)
+    parity = check_parity(run, directory)
+    (directory / "parity.json").write_text(json.dumps(parity, indent=2) + "\n")
     run.contract.save(directory / "feature_contract.json")
     (directory / "threshold.json").write_text(json.dumps(
         {"threshold": run.threshold, "policy": run.threshold_policy}, indent=2) + "\n")
@@ -69,8 +135,9 @@ def save_artifacts(run: TrainedRun, directory: Path) -> None:
 
 def train(csv: str, *, strategy: str = "weighted", compare: bool = False, epochs: int = 100,
           seed: int = 42, policy: str = DEFAULT_POLICY, db: str | None = None,
-          home: Path | None = None) -> dict[str, Any]:
-    """Train (all three strategies with ``compare``), register ``strategy``'s model, report.
+          home: Path | None = None, family: str = models.DEFAULT_FAMILY) -> dict[str, Any]:
+    """Train ``family`` (the dense net's three strategies with ``compare``), register
+    ``strategy``'s model, report.
 
     Returns the ``--json`` summary: version, threshold, metrics (val/test at the chosen
     threshold and at 0.5), report path, and the other runs' test metrics when comparing.
@@ -80,27 +147,33 @@ def train(csv: str, *, strategy: str = "weighted", compare: bool = False, epochs
     from store.settings import home as resolve_home
     from trainer.report import RunReport, render_report
 
+    models.family_class(family)  # an unknown family fails before anything is loaded
+    if compare and family != "dense":
+        raise FraudstreamError("--compare compares the dense net's strategies: use --family dense")
     home = resolve_home(home)
     dataset = data_mod.load_csv(csv)
     splits = data_mod.split(dataset, seed=seed)
     engine = store_db.connect(db)  # fail early on a bad database, before training
     strategies = [strategy, *[s for s in STRATEGIES if s != strategy]] if compare else [strategy]
-    runs = [train_one(splits, s, epochs=epochs, seed=seed, policy=policy) for s in strategies]
+    runs = [train_one(splits, s, epochs=epochs, seed=seed, policy=policy, family=family)
+            for s in strategies]
     main = runs[0]
     with tempfile.TemporaryDirectory(dir=home) as staging:
         save_artifacts(main, Path(staging))
         record = registry.register(
             engine, Path(staging), strategy=main.strategy, threshold=main.threshold,
-            threshold_policy=policy, metrics=main.metrics, data_sha256=dataset.sha256, home=home)
+            threshold_policy=policy, metrics=main.metrics, data_sha256=dataset.sha256, home=home,
+            family=family)
     report = render_report(
         home / "reports" / f"v{record.version}",
-        [RunReport(name=r.strategy, history=r.history, threshold=r.threshold,
+        [RunReport(name=r.name, history=r.history, threshold=r.threshold,
                    threshold_policy=r.threshold_policy, metrics=r.metrics, y_train=r.y_train,
                    p_train=r.p_train, y_test=r.y_test, p_test=r.p_test) for r in runs],
         version=record.version)
     summary: dict[str, Any] = {
         "version": record.version,
         "stage": record.stage,
+        "family": record.family,
         "strategy": main.strategy,
         "threshold": main.threshold,
         "threshold_policy": policy,
