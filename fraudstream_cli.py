@@ -106,31 +106,15 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 #: Help for flags registered without one by modules this file does not own
 #: ({subcommand: {dest: help}}); used only where the flag itself has no help text.
-FALLBACK_HELP: dict[str, dict[str, str]] = {
-    "synth": {
-        "rows": "number of data rows to write (the ULB file has 284,807)",
-        "out": "output CSV path (creditcard.csv columns: Time, V1..V28, Amount, Class)",
-        "fraud_rate": "share of fraud rows (the ULB data has 0.173 %%)",
-        "seed": "random seed: the same seed writes the same file",
-    },
-    "train": {
-        "strategy": "how the rare class is handled: weighted (class weights in the loss), "
-                    "baseline (none), oversample (balanced batches); the registered model",
-        "epochs": "maximum epochs; early stopping on validation AUPRC usually ends sooner",
-        "seed": "random seed for the split and the weights (same seed, same model)",
-    },
-}
 
 
 def _polish(parser: argparse.ArgumentParser, command: str | None = None) -> None:
-    """Every parser gets :class:`HelpFormatter`; flags without help get :data:`FALLBACK_HELP`."""
+    """Every parser (and subparser) gets :class:`HelpFormatter`."""
     parser.formatter_class = HelpFormatter
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, child in action.choices.items():
                 _polish(child, command or name)
-        elif not action.help and command in FALLBACK_HELP:
-            action.help = FALLBACK_HELP[command].get(action.dest)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,6 +44,7 @@ PYEOF
 )
 TRAIN_ROWS=$($PY -c "print(int($ROWS * float('${TRAIN_SHARE:-0.6}')))")
 head -n "$((TRAIN_ROWS + 1))" "$DATA" > "$FRAUDSTREAM_HOME/train.csv"
+if [ -f "$DATA.synthetic.json" ]; then cp "$DATA.synthetic.json" "$FRAUDSTREAM_HOME/train.csv.synthetic.json"; fi
 echo "$ROWS rows (sorted by Time): the first $TRAIN_ROWS train the model; rows $((TRAIN_ROWS + 1))..$ROWS are replayed"
 
 step "train and register (class-weighted model, threshold chosen on validation)"

@@ -192,3 +192,16 @@ def test_fit_rejects_missing_columns_and_file(tmp_path) -> None:
         fit_synth.fit(frame)
     with pytest.raises(FraudstreamError, match="not found"):
         fit_synth.main(["--csv", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o.json")])
+
+
+def test_synthetic_files_are_marked_and_copies_are_unknown(tmp_path) -> None:
+    import shutil
+
+    from trainer.synth import is_synthetic, write_csv
+
+    path = write_csv(tmp_path / "s.csv", 50, seed=1)
+    assert is_synthetic(str(path)) is True
+    copy = tmp_path / "copy.csv"
+    shutil.copy(path, copy)
+    assert is_synthetic(str(copy)) is None  # no marker: the report says "not recorded"
+    assert is_synthetic("https://example.invalid/creditcard.csv") is None

@@ -10,10 +10,15 @@ from typing import Any
 
 def register(sub: Any) -> None:
     synth = sub.add_parser("synth", help="write a synthetic creditcard.csv stand-in")
-    synth.add_argument("--rows", type=int, required=True)
-    synth.add_argument("--out", type=Path, required=True)
-    synth.add_argument("--fraud-rate", type=float, default=0.00173)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--rows", type=int, required=True,
+                       help="number of data rows to write (the ULB file has 284,807)")
+    synth.add_argument("--out", type=Path, required=True,
+                       help="output CSV path (creditcard.csv columns: Time, V1..V28, Amount, "
+                            "Class)")
+    synth.add_argument("--fraud-rate", type=float, default=0.00173,
+                       help="share of fraud rows (the ULB data has 0.173 %%)")
+    synth.add_argument("--seed", type=int, default=0,
+                       help="random seed: the same seed writes the same file")
     synth.set_defaults(func=run_synth)
 
     from models import DEFAULT_FAMILY, FAMILIES
@@ -31,8 +36,11 @@ def register(sub: Any) -> None:
                             "baseline, oversample (dense only)")
     train.add_argument("--compare", action="store_true",
                        help="also train the other two strategies and report them side by side")
-    train.add_argument("--epochs", type=int, default=100)
-    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--epochs", type=int, default=100,
+                       help="maximum epochs (dense); early stopping on validation AUPRC usually "
+                            "ends sooner")
+    train.add_argument("--seed", type=int, default=42,
+                       help="random seed for the split and the weights (same seed, same model)")
     train.add_argument("--threshold-policy", default=DEFAULT_POLICY,
                        help="fixed:T | max-f1 | precision:P | recall:R (chosen on validation)")
     train.add_argument("--db", help="SQLAlchemy URL (default: $FRAUDSTREAM_DB_URL or SQLite)")

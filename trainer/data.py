@@ -76,7 +76,10 @@ def load_csv(source: str) -> Dataset:
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in CSV_COLUMNS if c not in frame.columns]
     if missing:
-        raise FraudstreamError(f"{source} lacks column(s) {', '.join(missing)}")
+        raise FraudstreamError(
+            f"{source} lacks column(s) {', '.join(missing)}: fraudstream reads the ULB "
+            f"creditcard.csv layout (Time, V1..V28, Amount, Class; see README 'Bring your own "
+            f"data')")
     if frame.empty:
         raise FraudstreamError(f"{source} has a header but no rows")
     numeric = {}

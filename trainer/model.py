@@ -131,10 +131,16 @@ def fit(strategy: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarr
                             class_weight=class_weights(y_train), **common)
     elif strategy == "oversample":
         model.layers[-1].bias.assign([0.0])  # balanced batches: start at p = 0.5, as the tutorial
-        history = model.fit(_balanced_batches(x_train, y_train, seed),
+        history = model.fit(_balanced_batches(x_train, y_train, seed), shuffle=False,
                             steps_per_epoch=OVERSAMPLE_STEPS_PER_EPOCH, **common)
     else:
         raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    ran = len(history.history.get("loss", []))
+    if stop.stopped_epoch > 0:
+        best = int(np.argmax(history.history["val_prc"])) + 1
+        log.info("%s: early stopping at epoch %d of %d (validation AUPRC had not improved for %d "
+                 "epochs); restored the weights of epoch %d", strategy, ran, epochs, PATIENCE,
+                 best)
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 

@@ -145,7 +145,8 @@ def train(csv: str, *, strategy: str = "weighted", compare: bool = False, epochs
     from store import db as store_db
     from store import registry
     from store.settings import home as resolve_home
-    from trainer.report import RunReport, render_report
+    from trainer.report import DataInfo, RunReport, render_report
+    from trainer.synth import is_synthetic
 
     models.family_class(family)  # an unknown family fails before anything is loaded
     if compare and family != "dense":
@@ -168,8 +169,12 @@ def train(csv: str, *, strategy: str = "weighted", compare: bool = False, epochs
         home / "reports" / f"v{record.version}",
         [RunReport(name=r.name, history=r.history, threshold=r.threshold,
                    threshold_policy=r.threshold_policy, metrics=r.metrics, y_train=r.y_train,
-                   p_train=r.p_train, y_test=r.y_test, p_test=r.p_test) for r in runs],
-        version=record.version)
+                   p_train=r.p_train, y_test=r.y_test, p_test=r.p_test,
+                   epochs_max=epochs if family == "dense" else None) for r in runs],
+        version=record.version,
+        data=DataInfo(source=csv, rows=len(dataset.y), frauds=int(dataset.y.sum()),
+                      time_span_s=float(dataset.time.max() - dataset.time.min()),
+                      synthetic=is_synthetic(csv), sha256=dataset.sha256))
     summary: dict[str, Any] = {
         "version": record.version,
         "stage": record.stage,

@@ -145,7 +145,22 @@ def write_csv(path: Path, rows: int, *, fraud_rate: float = DEFAULT_FRAUD_RATE,
     if not path.parent.is_dir():
         raise FraudstreamError(f"output directory does not exist: {path.parent}")
     frame = generate(rows, fraud_rate=fraud_rate, seed=seed)
+    marker(path).write_text(json.dumps({"generator": "fraudstream synth", "rows": rows,
+                                        "fraud_rate": fraud_rate, "seed": seed}) + "\n")
     fmt = ["%d", *(["%.6g"] * len(V_COLUMNS)), "%.2f", "%d"]
     np.savetxt(path, frame.to_numpy(dtype=float), fmt=fmt, delimiter=",",
                header=",".join(CSV_COLUMNS), comments="")
     return path
+
+
+def marker(csv: str | Path) -> Path:
+    """The sidecar file that marks ``csv`` as a synthetic stand-in (``<csv>.synthetic.json``)."""
+    return Path(f"{csv}.synthetic.json")
+
+
+def is_synthetic(csv: str) -> bool | None:
+    """True for a file written by :func:`write_csv` (its marker sits next to it), None when
+    unknown (a URL, or a file without marker: real data, or a copy that lost its marker)."""
+    if "://" in csv:
+        return None
+    return True if marker(csv).is_file() else None
