@@ -7,6 +7,8 @@ import json
 import logging
 from typing import Any
 
+from stream.cli import add_consumer_args
+
 #: The production scoring group: only the production model may score in it.
 PRODUCTION_GROUP = "fraudstream-scorer"
 
@@ -14,50 +16,27 @@ PRODUCTION_GROUP = "fraudstream-scorer"
 def register(sub: Any) -> None:
     score = sub.add_parser("score", help="score the transaction stream (a consumer-group member)",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    score.add_argument("--bootstrap-servers", help="H:P (default: $KAFKA_BOOTSTRAP_SERVERS)")
-    score.add_argument("--topic", default="transactions", help="topic of transaction.v1 events")
-    score.add_argument("--group-id", default=PRODUCTION_GROUP,
-                       help="consumer group; a model other than production needs its own group")
-    score.add_argument("--db", help="SQLAlchemy URL (default: $FRAUDSTREAM_DB_URL or SQLite)")
+    add_consumer_args(score, topic="transactions", what="transaction.v1",
+                      group=PRODUCTION_GROUP, batch_size=2000, dlq_topic="transactions.dlq",
+                      group_help="consumer group; a model other than production needs its own "
+                                 "group")
     score.add_argument("--model-version", default="production",
                        help="the registered model to score with: a number or 'production'")
-    score.add_argument("--batch-size", type=int, default=2000, help="max events per micro-batch")
-    score.add_argument("--until-idle", type=float, metavar="SECONDS",
-                       help="exit after this many seconds without new events")
-    score.add_argument("--max-messages", type=int, help="exit after consuming this many events")
     score.add_argument("--alerts-topic", default="alerts",
                        help="topic the alert.v1 events of flagged transactions are published to")
-    score.add_argument("--dlq-topic", default="transactions.dlq",
-                       help="dead-letter topic for malformed events (reason in a header)")
-    score.add_argument("--json", action="store_true", help="print one JSON summary object")
-    score.add_argument("--metrics-port", type=int, metavar="PORT",
-                       help="serve Prometheus /metrics on this port (default: "
-                            "$FRAUDSTREAM_METRICS_PORT, else no metrics)")
-    score.add_argument("--metrics-host", metavar="ADDR",
-                       help="address /metrics listens on (default: $FRAUDSTREAM_METRICS_HOST "
-                            "or 127.0.0.1)")
     score.set_defaults(func=run_score)
 
 
 def run_score(args: argparse.Namespace) -> int:
     from metrics import ScorerMetrics, start_from_cli, validation_alert_rate
-    from producer.broker import bootstrap_servers, tcp_reachable, wait_ready
-    from producer.topics import ensure_topics
     from schemas.errors import FraudstreamError
     from scorer.model import load_model
     from scorer.service import ScoreConfig, Scorer
     from store.db import connect
+    from stream.cli import check_consumer_args, reachable_broker, ready_topics
 
-    if args.batch_size < 1:
-        raise FraudstreamError("--batch-size must be >= 1")
-    if args.max_messages is not None and args.max_messages < 1:
-        raise FraudstreamError("--max-messages must be >= 1")
-    if args.until_idle is not None and args.until_idle <= 0:
-        raise FraudstreamError("--until-idle must be > 0")
-    bootstrap = bootstrap_servers(args.bootstrap_servers)
-    problem = tcp_reachable(bootstrap)
-    if problem is not None:
-        raise FraudstreamError(f"cannot reach Kafka at {bootstrap} ({problem})")
+    check_consumer_args(args)
+    bootstrap = reachable_broker(args.bootstrap_servers)
     engine = connect(args.db)
     model = load_model(engine, args.model_version)
     if args.model_version != "production" and args.group_id == PRODUCTION_GROUP:
@@ -68,8 +47,7 @@ def run_score(args: argparse.Namespace) -> int:
                 f"model {model.version} is not the production model: it may not join the "
                 f"production group '{PRODUCTION_GROUP}' (its alerts would mix with "
                 f"production's); give it its own --group-id, or promote it first")
-    wait_ready(bootstrap, timeout=30)
-    ensure_topics(bootstrap, {args.topic: 3, args.alerts_topic: 3, args.dlq_topic: 1})
+    ready_topics(bootstrap, {args.topic: 3, args.alerts_topic: 3, args.dlq_topic: 1})
     config = ScoreConfig(bootstrap=bootstrap, topic=args.topic, group_id=args.group_id,
                          batch_size=args.batch_size, until_idle=args.until_idle,
                          max_messages=args.max_messages, alerts_topic=args.alerts_topic,

@@ -1,0 +1,63 @@
+"""The command-line flags and start-up checks every consumer-group command shares (the scorer,
+the label sink): broker, topic, group, database, batch size, stopping rules, dead letters,
+metrics — one definition, so the two commands cannot drift apart."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+
+from schemas.errors import FraudstreamError
+
+
+def add_consumer_args(parser: argparse.ArgumentParser, *, topic: str, what: str, group: str,
+                      group_help: str, batch_size: int, dlq_topic: str) -> None:
+    """Add the shared flags; ``what`` names the events (``transaction.v1``, ``label.v1``)."""
+    parser.add_argument("--bootstrap-servers", help="H:P (default: $KAFKA_BOOTSTRAP_SERVERS)")
+    parser.add_argument("--topic", default=topic, help=f"topic of {what} events")
+    parser.add_argument("--group-id", default=group, help=group_help)
+    parser.add_argument("--db", help="SQLAlchemy URL (default: $FRAUDSTREAM_DB_URL or SQLite)")
+    parser.add_argument("--batch-size", type=int, default=batch_size,
+                        help="max events per micro-batch")
+    parser.add_argument("--until-idle", type=float, metavar="SECONDS",
+                        help="exit after this many seconds without new events")
+    parser.add_argument("--max-messages", type=int, help="exit after consuming this many events")
+    parser.add_argument("--dlq-topic", default=dlq_topic,
+                        help="dead-letter topic for malformed events (reason in a header)")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary object")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus /metrics on this port (default: "
+                             "$FRAUDSTREAM_METRICS_PORT, else no metrics)")
+    parser.add_argument("--metrics-host", metavar="ADDR",
+                        help="address /metrics listens on (default: $FRAUDSTREAM_METRICS_HOST "
+                             "or 127.0.0.1)")
+
+
+def check_consumer_args(args: argparse.Namespace) -> None:
+    """One-line errors for values that would make the consumer do nothing or never stop."""
+    if args.batch_size < 1:
+        raise FraudstreamError("--batch-size must be >= 1")
+    if args.max_messages is not None and args.max_messages < 1:
+        raise FraudstreamError("--max-messages must be >= 1")
+    if args.until_idle is not None and args.until_idle <= 0:
+        raise FraudstreamError("--until-idle must be > 0")
+
+
+def reachable_broker(flag: str | None) -> str:
+    """The bootstrap address (flag > env > default), failing fast when nothing answers there."""
+    from producer.broker import bootstrap_servers, tcp_reachable
+
+    bootstrap = bootstrap_servers(flag)
+    problem = tcp_reachable(bootstrap)
+    if problem is not None:
+        raise FraudstreamError(f"cannot reach Kafka at {bootstrap} ({problem})")
+    return bootstrap
+
+
+def ready_topics(bootstrap: str, topics: Mapping[str, int]) -> None:
+    """Wait for the broker, then create any missing topic (name -> partitions)."""
+    from producer.broker import wait_ready
+    from producer.topics import ensure_topics
+
+    wait_ready(bootstrap, timeout=30)
+    ensure_topics(bootstrap, topics)
