@@ -30,13 +30,13 @@ from typing import Any
 
 import psycopg  # noqa: F401  (before TensorFlow: see trainer.model.load_keras)
 from common import (
-    add_db_arguments,
     backends,
     bench_broker,
     fresh_db,
     maybe_profile,
     median,
     redacted,
+    scorer_ab_parser,
     train_small,
 )
 
@@ -131,17 +131,9 @@ def run_backend(name: str, url: str | None, tmp: Path, bootstrap: str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--train-rows", type=int, default=20_000,
-                        help="rows the (throwaway) model is trained on")
-    parser.add_argument("--batch-size", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=2, help="with/without pairs per variant")
+    parser = scorer_ab_parser(__doc__.splitlines()[0], repeats=2)
     parser.add_argument("--no-inline", action="store_true",
                         help="skip the inline-labels variant")
-    parser.add_argument("--profile", action="store_true",
-                        help="pyinstrument one extra (uncounted) pair per backend and variant")
-    add_db_arguments(parser)
     args = parser.parse_args()
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

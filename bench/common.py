@@ -71,6 +71,20 @@ def add_db_arguments(parser: argparse.ArgumentParser) -> None:
                              "the database is RESET by the bench")
 
 
+def scorer_ab_parser(description: str, *, repeats: int) -> argparse.ArgumentParser:
+    """The flags of an A/B scorer benchmark (two variants, alternated, same topic, same run)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--train-rows", type=int, default=20_000,
+                        help="rows the (throwaway) model is trained on")
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=repeats, help="A/B pairs per variant")
+    parser.add_argument("--profile", action="store_true",
+                        help="pyinstrument one extra (uncounted) pair per backend")
+    add_db_arguments(parser)
+    return parser
+
+
 def backends(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     """[(backend name, URL or None for a fresh SQLite file)] to run, per the arguments. Prints
     a note when PostgreSQL is skipped for want of a URL."""
