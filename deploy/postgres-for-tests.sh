@@ -29,7 +29,15 @@ run_psql() { as_root su postgres -c "psql -q -p $port -v ON_ERROR_STOP=1 $*" >&2
 user=fraudstream_test
 pass=$(cat /proc/sys/kernel/random/uuid | tr -d -)
 run_psql "-c \"DROP DATABASE IF EXISTS fraudstream_test WITH (FORCE)\""
-run_psql "-c \"DROP ROLE IF EXISTS $user\""
-run_psql "-c \"CREATE ROLE $user LOGIN PASSWORD '$pass'\""
+# The role may own other databases on a shared machine, so it is never dropped: it is created when
+# missing and otherwise given a fresh password.
+cat > /tmp/fraudstream-role.sql <<SQL
+SELECT format('CREATE ROLE %I LOGIN', '$user')
+  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$user') \\gexec
+ALTER ROLE $user LOGIN PASSWORD '$pass';
+SQL
+chmod 644 /tmp/fraudstream-role.sql
+run_psql "-f /tmp/fraudstream-role.sql"
+rm -f /tmp/fraudstream-role.sql
 run_psql "-c \"CREATE DATABASE fraudstream_test OWNER $user\""
 echo "postgresql+psycopg://$user:$pass@127.0.0.1:$port/fraudstream_test"

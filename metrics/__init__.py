@@ -22,6 +22,10 @@ Names follow Prometheus conventions (``fraudstream_…_total`` counters, base un
 ``fraudstream_model_info{version,threshold}``      scorer: 1 for the model in use
 ``fraudstream_model_expected_alert_rate``          scorer: flagged share on the validation split
 ``fraudstream_model_reloads_total``                scorer: model switches after the first load
+``fraudstream_feature_psi{feature}``               scorer: PSI of each model input over the drift
+                                                   window vs the train split (:mod:`metrics.drift`)
+``fraudstream_score_psi``                          scorer: PSI of the scores, the same way
+``fraudstream_drift_window_events``                scorer: events in the drift window
 =================================================  ==========================================
 
 Liveness is Prometheus' own ``up``; each registry also carries the process collector
@@ -50,7 +54,7 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
 PREFIX = "fraudstream"
@@ -217,8 +221,8 @@ class ConsumerMetrics:
 class ScorerMetrics(ConsumerMetrics):
     """The scorer's metrics: the consumer's plus scores, alerts and the model in use."""
 
-    def __init__(self, service: str = "scorer", registry: CollectorRegistry | None = None
-                 ) -> None:
+    def __init__(self, service: str = "scorer", registry: CollectorRegistry | None = None,
+                 drift_window_s: float = 3600.0) -> None:
         super().__init__(service, registry)
         r = self.registry
         self.scored = Counter(f"{PREFIX}_events_scored", "Events scored", registry=r)
@@ -234,6 +238,7 @@ class ScorerMetrics(ConsumerMetrics):
         self.reloads = Counter(f"{PREFIX}_model_reloads", "Model switches after the first "
                                "load", registry=r)
         self._model_labels: tuple[str, str] | None = None
+        self.drift = DriftCollector(r, drift_window_s)
 
     def model_loaded(self, version: int, threshold: float,
                      expected_alert_rate: float | None = None) -> None:
@@ -253,6 +258,49 @@ class ScorerMetrics(ConsumerMetrics):
         scores = effects.scores
         if len(scores):
             self._scores.observe_many(np.asarray(scores, dtype=np.float64))
+        sample = getattr(effects, "drift", None)  # scorer.process.DriftSample
+        if sample is not None:
+            self.drift.add(sample.reference, sample.inputs, np.asarray(scores), sample.times)
+
+
+class DriftCollector:
+    """The drift gauges, computed at scrape time from a :class:`metrics.drift.DriftWindow`
+    (nothing is exported before a batch of a model with a drift reference was scored; a batch
+    of a model with another reference — a hot reload — starts a new window)."""
+
+    def __init__(self, registry: CollectorRegistry, window_s: float) -> None:
+        self.window_s = window_s
+        self.window: Any = None  # metrics.drift.DriftWindow
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def add(self, reference: Any, inputs: np.ndarray, scores: np.ndarray,
+            times: np.ndarray) -> None:
+        from metrics.drift import DriftWindow
+
+        with self._lock:
+            if self.window is None or self.window.reference is not reference:
+                self.window = DriftWindow(reference, self.window_s)
+            self.window.add(inputs, scores, times)
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []  # collected lazily: the families exist only once a window does
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            report = None if self.window is None else self.window.psi()
+        if report is None:
+            return
+        feature = GaugeMetricFamily(f"{PREFIX}_feature_psi", "PSI of each model input over the "
+                                    "drift window (event time) against the train split",
+                                    labels=["feature"])
+        for name, value in report["feature_psi"].items():
+            feature.add_metric([name], value)
+        yield feature
+        yield GaugeMetricFamily(f"{PREFIX}_score_psi", "PSI of the scores over the drift window "
+                                "against the train split", value=report["score_psi"])
+        yield GaugeMetricFamily(f"{PREFIX}_drift_window_events", "Events in the drift window",
+                                value=report["events"])
 
 
 def validation_alert_rate(model_metrics: Mapping[str, Any]) -> float | None:

@@ -56,6 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--delivery-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="an event not acknowledged within this time (e.g. while the broker "
                              "is down) counts as failed; the summary says where to resume")
+    replay.add_argument("--shift", metavar="FEATURE=DELTA[,...]",
+                        help="drift simulation: add DELTA to that raw feature of every event "
+                             "(e.g. v14=+3,amount=-5; features v1..v28, amount; amount floored "
+                             "at 0)")
     replay.add_argument("--json", action="store_true", help="print one JSON summary object")
     replay.set_defaults(func=replay_command)
 
@@ -98,7 +102,8 @@ def replay_command(args: argparse.Namespace) -> int:
         args.csv, bootstrap=bootstrap_servers(args.bootstrap_servers), topic=args.topic,
         partitions=args.partitions, rate=args.rate, speedup=args.speedup, limit=args.limit,
         skip=args.skip, labels=labels, labels_topic=args.labels_topic,
-        delivery_timeout_s=args.delivery_timeout, progress=sys.stderr.isatty())
+        delivery_timeout_s=args.delivery_timeout, progress=sys.stderr.isatty(),
+        shift=args.shift)
     if args.json:
         print(json.dumps(asdict(summary)), flush=True)
     else:

@@ -43,7 +43,7 @@ from producer.delivery import Sender
 from producer.labels import LabelMode, LabelSchedule
 from schemas.durations import parse_duration
 from schemas.errors import FraudstreamError
-from schemas.features import CSV_COLUMNS, EVENT_NUMBERS
+from schemas.features import CSV_COLUMNS, EVENT_FEATURES, EVENT_NUMBERS
 
 __all__ = ["ReplaySummary", "parse_duration", "replay", "source_tag", "transaction_id"]
 
@@ -221,6 +221,30 @@ def _connect(bootstrap: str, topics: dict[str, int],
     return producer, counts
 
 
+def parse_shift(text: str | None) -> dict[int, float]:
+    """``"v14=+3,amount=-1.5"`` → {event-number column index: delta} (``time_s`` is 0, ``v1``
+    1, …, ``amount`` 29). A drift simulation: the delta is added to that raw feature of every
+    replayed event (``amount`` is floored at 0). FraudstreamError on a bad spec."""
+    shift: dict[int, float] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, delta = part.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in EVENT_FEATURES:
+            raise FraudstreamError(f"--shift: {part.strip()!r} is not FEATURE=DELTA with FEATURE "
+                                   f"one of v1..v28, amount")
+        try:
+            value = float(delta)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise FraudstreamError(f"--shift: {name}: DELTA must be a finite number, not "
+                                   f"{delta.strip()!r}")
+        shift[EVENT_NUMBERS.index(name)] = shift.get(EVENT_NUMBERS.index(name), 0.0) + value
+    return shift
+
+
 def _check_args(partitions: int, rate: float | None, speedup: float | None,
                 limit: int | None, skip: int, delivery_timeout_s: float) -> None:
     if partitions < 1:
@@ -241,20 +265,23 @@ def replay(csv: str, *, bootstrap: str, topic: str = "transactions", partitions:
            rate: float | None = None, speedup: float | None = None, limit: int | None = None,
            skip: int = 0, labels: str | bool = "inline", labels_topic: str = "labels",
            delivery_timeout_s: float = DELIVERY_TIMEOUT_S,
-           progress: bool = False) -> ReplaySummary:
+           progress: bool = False, shift: str | None = None) -> ReplaySummary:
     """Send each valid row of ``csv`` to ``topic`` as one transaction.v1 event keyed by its id.
 
     ``rate`` paces at a fixed events/s; ``speedup`` follows the ``Time`` column (seconds) X times
     faster than real time; neither = as fast as possible. ``labels``: ``"inline"`` (default),
     ``"none"`` or ``"delayed:DURATION"`` (True/False = inline/none); delayed labels go to
-    ``labels_topic`` (created with 3 partitions if missing). Every send is confirmed (acks=all,
-    idempotent producer) or counted as failed before the summary is returned; an event not
-    acknowledged within ``delivery_timeout_s`` seconds fails. FraudstreamError (before anything
-    is sent) if the arguments, the file, its header or the broker are unusable; once sending has
-    begun, broker trouble is reported in the summary (``failed``, ``resume_skip``), not raised.
+    ``labels_topic`` (created with 3 partitions if missing). ``shift`` (``"v14=+3,…"``, see
+    :func:`parse_shift`) adds a delta to raw features of every event (drift simulations).
+    Every send is confirmed (acks=all, idempotent producer) or counted as failed before the
+    summary is returned; an event not acknowledged within ``delivery_timeout_s`` seconds fails.
+    FraudstreamError (before anything is sent) if the arguments, the file, its header or the
+    broker are unusable; once sending has begun, broker trouble is reported in the summary
+    (``failed``, ``resume_skip``), not raised.
     """
     _check_args(partitions, rate, speedup, limit, skip, delivery_timeout_s)
     mode = LabelMode.parse(labels)
+    shifts = parse_shift(shift)
     with open_source(csv) as handle:
         reader = csv_reader(handle)  # (the parameter `csv` shadows the module)
         header = [h.strip() for h in next(reader, [])]
@@ -271,7 +298,7 @@ def replay(csv: str, *, bootstrap: str, topic: str = "transactions", partitions:
         try:
             stats = _send_rows(reader, header, sender, topic, labels_topic, source_tag(csv),
                                rate=rate, speedup=speedup, limit=limit, skip=skip, mode=mode,
-                               progress=progress)
+                               progress=progress, shift=shifts)
         finally:
             sender.close()
     seconds = stats["seconds"]
@@ -290,7 +317,8 @@ def replay(csv: str, *, bootstrap: str, topic: str = "transactions", partitions:
 
 def _send_rows(reader: Any, header: list[str], sender: Sender, topic: str, labels_topic: str,
                tag: str, *, rate: float | None, speedup: float | None, limit: int | None,
-               skip: int, mode: LabelMode, progress: bool) -> dict[str, Any]:
+               skip: int, mode: LabelMode, progress: bool,
+               shift: dict[int, float] | None = None) -> dict[str, Any]:
     """The hot loop: validate, encode and send rows (and delayed labels, interleaved as
     :class:`producer.labels.LabelSchedule` says). Returns rows read, invalid counts and loop
     seconds; every event is confirmed or counted as failed by ``sender`` on return."""
@@ -332,6 +360,11 @@ def _send_rows(reader: Any, header: list[str], sender: Sender, topic: str, label
             fast = False
         if fast:
             fraud = cols[30] == "1"
+            if shift:
+                cols = list(cols)
+                for i, delta in shift.items():
+                    cols[i] = repr(max(0.0, float(cols[i]) + delta) if i == 29
+                                   else float(cols[i]) + delta)
             payload = text_template % (tid, *cols[:30], fraud) if with_flag else \
                 text_template % (tid, *cols[:30])
             event_time = float(cols[0]) if need_time else 0.0
@@ -343,6 +376,8 @@ def _send_rows(reader: Any, header: list[str], sender: Sender, topic: str, label
                     examples.append({"line": line_no, "reason": reason})
                 continue
             values = list(map(float, get(fields)[:31 if check_class else 30]))  # not JSON-shaped
+            for i, delta in (shift or {}).items():
+                values[i] = max(0.0, values[i] + delta) if i == 29 else values[i] + delta
             fraud = check_class and values[30] == 1.0
             payload = (float_template % (tid, *values[:30], values[30]) if with_flag
                        else float_template % (tid, *values[:30]))

@@ -7,6 +7,7 @@ import json
 import logging
 from typing import Any
 
+from scorer.drift_cli import register_drift
 from stream.cli import add_consumer_args
 
 #: The production scoring group: only the production model may score in it.
@@ -22,9 +23,21 @@ def register(sub: Any) -> None:
                                  "group")
     score.add_argument("--model-version", default="production",
                        help="the registered model to score with: a number or 'production'")
+    score.add_argument("--reload-check", type=float, default=5.0, metavar="SECONDS",
+                       help="with --model-version production: read the registry's production "
+                            "version this often and switch to a newly promoted model (or a "
+                            "rollback) between batches; 0 turns hot reload off")
+    score.add_argument("--shadow", metavar="candidate|V",
+                       help="also score every batch with this model (the newest candidate, or a "
+                            "version); its decisions are logged under its version, never "
+                            "alerted")
     score.add_argument("--alerts-topic", default="alerts",
                        help="topic the alert.v1 events of flagged transactions are published to")
+    score.add_argument("--drift-window", default="1h", metavar="DURATION",
+                       help="with metrics on: event-time window of the exported drift PSI "
+                            "(fraudstream_feature_psi, fraudstream_score_psi), e.g. 1h, 30m")
     score.set_defaults(func=run_score)
+    register_drift(sub)
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -36,9 +49,16 @@ def run_score(args: argparse.Namespace) -> int:
     from stream.cli import check_consumer_args, reachable_broker, ready_topics
 
     check_consumer_args(args)
+    if args.reload_check < 0:
+        raise FraudstreamError("--reload-check must be >= 0 (0: no hot reload)")
     bootstrap = reachable_broker(args.bootstrap_servers)
     engine = connect(args.db)
     model = load_model(engine, args.model_version)
+    shadow = None
+    if args.shadow is not None:
+        from scorer.shadow import shadow_version
+
+        shadow = load_model(engine, shadow_version(engine, args.shadow, model.version))
     if args.model_version != "production" and args.group_id == PRODUCTION_GROUP:
         from store import registry
 
@@ -54,17 +74,33 @@ def run_score(args: argparse.Namespace) -> int:
                          dlq_topic=args.dlq_topic)
     logging.getLogger(__name__).info("scoring %s with model %d (threshold %.4f) for group %s",
                                      args.topic, model.version, model.threshold, args.group_id)
-    metrics = start_from_cli(args.metrics_port, args.metrics_host, ScorerMetrics)
+    from functools import partial
+
+    from schemas.durations import parse_duration
+
+    drift_window = parse_duration(args.drift_window, "--drift-window")
+    if not drift_window > 0:
+        raise FraudstreamError("--drift-window must be > 0")
+    metrics = start_from_cli(args.metrics_port, args.metrics_host,
+                             partial(ScorerMetrics, drift_window_s=drift_window))
+    if metrics is not None and model.drift is None:
+        logging.getLogger(__name__).warning(
+            "model %d has no drift reference (registered before drift_reference.json existed):"
+            " no drift PSI is exported; train and register it again for drift", model.version)
     expected = None
     if metrics is not None:
         from store import registry
 
         expected = validation_alert_rate(registry.get(engine, model.version).metrics)
-    summary = Scorer(config, engine, model, metrics, expected).run()
+    # Only a scorer that follows the production stage reloads; an explicit version never does.
+    reload_check = (args.reload_check or None) if args.model_version == "production" else None
+    summary = Scorer(config, engine, model, metrics, expected, reload_check, shadow).run()
     if args.json:
         print(json.dumps(summary.to_dict()))
     else:
         print(f"consumed {summary.consumed}, scored {summary.scored}, flagged {summary.flagged}, "
               f"dead-lettered {summary.dlq} in {summary.seconds:.1f}s "
-              f"({summary.rate:,.0f} events/s while busy)")
+              f"({summary.rate:,.0f} events/s while busy)"
+              + (f"; {summary.reloads} model reload(s), now model {summary.model_version}"
+                 if summary.reloads else ""))
     return 0

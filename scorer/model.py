@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 import models
+from metrics.drift import load_reference
 from schemas.errors import FraudstreamError
 from schemas.features import FeatureContract
 from scorer.process import ScoringModel
@@ -32,6 +33,7 @@ def load_model(engine: Engine, version: int | str = "production",
         net = models.load(record.family, directory)
         contract = FeatureContract.load(directory / "feature_contract.json")
         threshold = float(json.loads((directory / "threshold.json").read_text())["threshold"])
+        drift = load_reference(directory)  # None: registered without drift_reference.json
     except FileNotFoundError as exc:
         raise FraudstreamError(
             f"model {record.version} ({record.family}) cannot be loaded: {exc.filename} is "
@@ -43,4 +45,5 @@ def load_model(engine: Engine, version: int | str = "production",
         if isinstance(exc, FraudstreamError):
             raise
         raise FraudstreamError(f"model {record.version} cannot be loaded: {exc}") from exc
-    return ScoringModel(version=record.version, threshold=threshold, contract=contract, net=net)
+    return ScoringModel(version=record.version, threshold=threshold, contract=contract, net=net,
+                        drift=drift)

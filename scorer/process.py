@@ -13,6 +13,7 @@ from models import ScoringFamily, top_features
 from schemas.events import AlertV1, event_time
 from schemas.features import FeatureContract
 from scorer.decode import DecodedBatch
+from stream import BatchEffects
 
 #: Label ids of truths that rode inside a transaction event (``is_fraud``) are this plus its id.
 INLINE_LABEL_PREFIX = "inline:"
@@ -27,6 +28,7 @@ class ScoringModel:
     threshold: float
     contract: FeatureContract
     net: ScoringFamily
+    drift: Any = None  # its metrics.drift.DriftReference (None: registered without one)
 
     def score_raw(self, raw: np.ndarray) -> np.ndarray:
         """Scores ``(n,)`` in [0, 1] for a raw matrix ``(n, 29)``."""
@@ -42,6 +44,23 @@ class ScoringModel:
 
 
 @dataclass(frozen=True)
+class DriftSample:
+    """What the drift window needs of a batch: the model's reference, the model inputs
+    ``(n, 29)`` (the transformed matrix already computed for scoring) and event times ``(n,)``."""
+
+    reference: Any  # metrics.drift.DriftReference
+    inputs: np.ndarray
+    times: np.ndarray
+
+
+@dataclass(frozen=True)
+class ScoreEffects(BatchEffects):
+    """A scored batch's effects, plus its :class:`DriftSample` for the metrics (or None)."""
+
+    drift: DriftSample | None = None
+
+
+@dataclass(frozen=True)
 class ScoredBatch:
     scores: np.ndarray  # (n,)
     flagged: np.ndarray  # (n,) bool
@@ -49,14 +68,22 @@ class ScoredBatch:
     alert_rows: list[dict[str, Any]]  # flagged events, for ``alerts``
     alerts: list[AlertV1]  # the same, as alert events
     label_rows: list[dict[str, Any]]  # inline ``is_fraud`` truths, for ``labels``
+    drift: DriftSample | None = None  # only when asked for and the model has a reference
 
 
 def score_batch(batch: DecodedBatch, model: ScoringModel,
-                now: datetime | None = None) -> ScoredBatch:
+                now: datetime | None = None, drift: bool = False) -> ScoredBatch:
     """Score the valid events of ``batch``; flag ``score >= model.threshold``; explain the
-    flagged ones only (so throughput does not pay for explaining every event)."""
+    flagged ones only (so throughput does not pay for explaining every event). ``drift``: keep
+    the model inputs and event times for the drift window (when the model has a reference)."""
     raw = batch.raw_matrix()
-    scores = model.score_raw(raw)
+    sample = None
+    if drift and model.drift is not None and len(raw):
+        inputs = model.contract.transform(raw)
+        scores = model.net.score(inputs)
+        sample = DriftSample(model.drift, inputs, batch.column("time_s"))
+    else:
+        scores = model.score_raw(raw)
     flagged = scores >= model.threshold
     flagged_at = np.flatnonzero(flagged)
     explanations = model.top_features(raw[flagged_at])
@@ -93,4 +120,22 @@ def score_batch(batch: DecodedBatch, model: ScoringModel,
         alerts.append(alert)
         rows.append({**alert.model_dump(exclude={"schema_version", "scored_at", "top_features"}),
                      "explanation": explanation, "created_at": now})
-    return ScoredBatch(scores, flagged, decisions, rows, alerts, labels)
+    return ScoredBatch(scores, flagged, decisions, rows, alerts, labels, sample)
+
+
+def shadow_decisions(batch: DecodedBatch, model: ScoringModel,
+                     now: datetime | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The shadow model's decision rows for the valid events of ``batch`` (same lineage as
+    production's, its own version and threshold) and how many it flags. A shadow raises no
+    alert, so nothing is explained or published; inline labels are production's to write."""
+    scores = model.score_raw(batch.raw_matrix())
+    flagged = scores >= model.threshold
+    now = now or datetime.now(UTC)
+    rows = [{"transaction_id": event["transaction_id"], "model_version": model.version,
+             "score": score, "threshold": model.threshold, "flagged": flag,
+             "amount": float(event["amount"]), "event_time": event_time(event["time_s"]),
+             "source_topic": record.topic, "source_partition": record.partition,
+             "source_offset": record.offset, "scored_at": now}
+            for event, record, score, flag in zip(batch.events, batch.records, scores.tolist(),
+                                                  flagged.tolist(), strict=True)]
+    return rows, int(flagged.sum())

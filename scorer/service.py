@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from scorer.decode import decode_batch
-from scorer.process import ScoringModel, score_batch
+from scorer.process import ScoreEffects, ScoringModel, score_batch, shadow_decisions
+from scorer.reload import ModelReloader, production_reloader
 from scorer.sink import write_batch
 from stream import BatchEffects, ConsumerConfig, Outgoing, SqlConsumer
 
@@ -57,6 +58,10 @@ class ScoreSummary:
     isolated: int = 0
     conflicts: int = 0
     topic_resets: int = 0
+    reloads: int = 0  # model switches after a promotion (hot reload)
+    shadow_version: int | None = None  # the shadow model (decisions logged, never alerted)
+    shadow_scored: int = 0
+    shadow_flagged: int = 0  # events the shadow would have flagged
     seconds: float = 0.0
     busy_seconds: float = 0.0
     rate: float = 0.0
@@ -65,24 +70,40 @@ class ScoreSummary:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ScorePipeline:
-    """decode → score → effects, for one micro-batch of transaction records (pure)."""
+    """decode → score → effects, for one micro-batch of transaction records (pure given
+    ``model``). With a ``reloader``, :meth:`before_batch` — called by the consumer between
+    batches — may swap ``model`` for a newly promoted one; never inside a batch."""
 
     model: ScoringModel
     alerts_topic: str
     log_decisions: bool = True
+    reloader: ModelReloader | None = None
+    drift: bool = False  # keep model inputs for the drift window (metrics on)
+    shadow: ScoringModel | None = None  # also scores every batch; decisions only, no alerts
+
+    def before_batch(self) -> None:
+        if self.reloader is not None:
+            self.model = self.reloader.check()
 
     def process(self, records: Sequence[Any]) -> BatchEffects:
         batch = decode_batch(records)
-        scored = score_batch(batch, self.model)
+        scored = score_batch(batch, self.model, drift=self.drift)
         alerts = [Outgoing(self.alerts_topic, a.transaction_id.encode(),
                            a.model_dump_json().encode()) for a in scored.alerts]
-        return BatchEffects(
+        shadow_rows: list[dict[str, Any]] = []
+        stats = {"scored": len(batch.events), "flagged": len(scored.alerts)}
+        # A shadow that became production (hot reload) would only repeat production's rows.
+        if self.shadow is not None and self.shadow.version != self.model.version:
+            shadow_rows, shadow_flagged = shadow_decisions(batch, self.shadow)
+            stats |= {"shadow_scored": len(shadow_rows), "shadow_flagged": shadow_flagged}
+        return ScoreEffects(
             publish=alerts, dead=batch.dead,
-            write=partial(write_batch, scored=scored, log_decisions=self.log_decisions),
-            stats={"scored": len(batch.events), "flagged": len(scored.alerts)},
-            scores=scored.scores)
+            write=partial(write_batch, scored=scored, log_decisions=self.log_decisions,
+                          shadow_rows=shadow_rows),
+            stats=stats,
+            scores=scored.scores, drift=scored.drift)
 
 
 class Scorer:
@@ -90,12 +111,27 @@ class Scorer:
 
     def __init__(self, config: ScoreConfig, engine: Engine, model: ScoringModel,
                  metrics: ScorerMetrics | None = None,
-                 expected_alert_rate: float | None = None) -> None:
-        self.model = model
-        pipeline = ScorePipeline(model, config.alerts_topic, config.log_decisions)
-        self.consumer = SqlConsumer(config.consumer(), engine, pipeline, metrics)
+                 expected_alert_rate: float | None = None,
+                 reload_check: float | None = None,
+                 shadow: ScoringModel | None = None) -> None:
+        """``reload_check``: seconds between reads of the registry's production version (hot
+        reload; only for a scorer started on ``production``); None: never reload.
+        ``shadow``: a second model that scores every batch too; its decisions are logged under
+        its own version, never alerted or published."""
+        reloader = None
+        if reload_check is not None:
+            reloader = production_reloader(engine, model, reload_check,
+                                           partial(_switched, engine, metrics))
+        self.pipeline = ScorePipeline(model, config.alerts_topic, config.log_decisions,
+                                      reloader, drift=metrics is not None, shadow=shadow)
+        self.consumer = SqlConsumer(config.consumer(), engine, self.pipeline, metrics)
         if metrics is not None:
             metrics.model_loaded(model.version, model.threshold, expected_alert_rate)
+
+    @property
+    def model(self) -> ScoringModel:
+        """The model in use (the latest one loaded, with hot reload)."""
+        return self.pipeline.model
 
     def run(self) -> ScoreSummary:
         """Consume until stopped (signal, ``until_idle`` or ``max_messages``); return totals."""
@@ -103,9 +139,26 @@ class Scorer:
         return ScoreSummary(
             model_version=self.model.version, consumed=s.consumed, scored=s.stats["scored"],
             flagged=s.stats["flagged"], dlq=s.dlq, isolated=s.isolated, conflicts=s.conflicts,
-            topic_resets=s.topic_resets, seconds=s.seconds, busy_seconds=s.busy_seconds,
-            rate=s.rate)
+            topic_resets=s.topic_resets,
+            reloads=self.pipeline.reloader.reloads if self.pipeline.reloader else 0,
+            shadow_version=self.pipeline.shadow.version if self.pipeline.shadow else None,
+            shadow_scored=s.stats["shadow_scored"], shadow_flagged=s.stats["shadow_flagged"],
+            seconds=s.seconds, busy_seconds=s.busy_seconds, rate=s.rate)
 
     def request_stop(self) -> None:
         """Finish the current batch, commit, and return from :meth:`run`."""
         self.consumer.request_stop()
+
+
+def _switched(engine: Engine, metrics: ScorerMetrics | None, model: ScoringModel) -> None:
+    """Tell the metrics about a hot-reloaded model (its validation alert rate included)."""
+    if metrics is None:
+        return
+    from metrics import validation_alert_rate
+    from store import registry
+
+    try:
+        expected = validation_alert_rate(registry.get(engine, model.version).metrics)
+    except Exception:  # noqa: BLE001 - metrics only
+        expected = None
+    metrics.model_loaded(model.version, model.threshold, expected)

@@ -4,6 +4,9 @@ on its natural key, so a redelivered event changes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import Connection
 
 from scorer.process import ScoredBatch
@@ -11,12 +14,15 @@ from store.bulk import insert_ignore
 from store.tables import alerts, decisions, labels
 
 
-def write_batch(conn: Connection, scored: ScoredBatch, *, log_decisions: bool = True) -> None:
-    """Insert the batch's decisions, alerts and inline labels (duplicates ignored).
+def write_batch(conn: Connection, scored: ScoredBatch, *, log_decisions: bool = True,
+                shadow_rows: Sequence[dict[str, Any]] = ()) -> None:
+    """Insert the batch's decisions, alerts and inline labels (duplicates ignored), and the
+    shadow model's decisions (``shadow_rows``: decisions only — a shadow never alerts).
 
     ``log_decisions=False`` exists only for the decision-log benchmark (its reference run).
     """
     if log_decisions:
         insert_ignore(conn, decisions, scored.decision_rows)
+        insert_ignore(conn, decisions, shadow_rows)
     insert_ignore(conn, alerts, scored.alert_rows)
     insert_ignore(conn, labels, scored.label_rows)

@@ -58,7 +58,9 @@ class BatchEffects:
 
 class Pipeline(Protocol):
     """A part's processing: records (in partition order) → effects. Pure; may be re-run on any
-    sub-sequence of a batch (that is how a permanent fault is isolated)."""
+    sub-sequence of a batch (that is how a permanent fault is isolated). A pipeline may also
+    have a ``before_batch()`` method: the consumer calls it once before each polled batch (a
+    batch boundary, e.g. the scorer's hot reload), never between the parts of a split batch."""
 
     def process(self, records: Sequence[Any]) -> BatchEffects: ...
 
@@ -168,6 +170,9 @@ class SqlConsumer:
                         break
                     continue
                 first_record = first_record or now
+                before_batch = getattr(self.pipeline, "before_batch", None)
+                if before_batch is not None:  # a batch boundary: e.g. the scorer's hot reload
+                    before_batch()
                 self._handle(records)
                 last_activity = quiet_since = time.monotonic()
                 if self.metrics is not None:

@@ -110,3 +110,53 @@ def test_metrics_and_tutorial_weights():
     labels = np.array([0] * 98 + [1] * 2)
     assert class_weights(labels) == pytest.approx({0: 100 / 196, 1: 25.0})
     assert initial_bias(labels) == pytest.approx(np.log(2 / 98))
+
+
+# -- threshold policies for ops: analyst capacity and expected cost -----------------------------
+def test_alerts_per_day_policy_respects_capacity():
+    from trainer.threshold import alerts_per_day_threshold, events_per_day
+
+    assert events_per_day(np.array([0.0, 43_200.0, 86_400.0 * 2])) == 1.5
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    # 1000 events a day, 10 validation rows: 300 alerts/day = 3 rows flagged
+    assert alerts_per_day_threshold(p, 300, 1000) == 0.7
+    assert choose_threshold(np.zeros(10), p, "alerts-per-day:300", per_day=1000) == 0.7
+    assert alerts_per_day_threshold(p, 299, 1000) == 0.8  # 2.99 rows: two
+    assert alerts_per_day_threshold(p, 50, 1000) > 0.9  # not even one: none flagged
+    assert alerts_per_day_threshold(p, 5000, 1000) == 0.05  # capacity for all
+    tied = np.array([0.9, 0.7, 0.7, 0.1])
+    t = alerts_per_day_threshold(tied, 500, 1000)  # 2 rows allowed, but 0.7 would flag 3
+    assert 0.7 < t <= 0.9 and int(np.sum(tied >= t)) == 1
+    with pytest.raises(FraudstreamError, match="event rate"):
+        choose_threshold(np.zeros(10), p, "alerts-per-day:300")
+
+
+def test_cost_policy_minimises_missed_amounts_plus_review_cost():
+    from trainer.threshold import cost_threshold
+
+    y = np.array([1, 0, 1, 0, 0, 1])
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    amounts = np.array([100.0, 5.0, 30.0, 5.0, 5.0, 2.0])
+
+    def cost(t, c):
+        flagged = p >= t
+        return float(amounts[(y == 1) & ~flagged].sum() + c * flagged.sum())
+
+    for c in (0.0, 1.0, 10.0, 20.0, 200.0):
+        t = cost_threshold(y, p, amounts, c)
+        best = min(cost(x, c) for x in [*p, 1.01])
+        assert cost(t, c) == best, c
+    assert cost_threshold(y, p, amounts, 10.0) == 0.7  # catch 100 and 30 for 3 alerts: 30+2
+    assert cost_threshold(y, p, amounts, 200.0) > 0.9  # reviews cost more than any fraud
+    assert choose_threshold(y, p, "cost:review=10", amounts=amounts) == 0.7
+    with pytest.raises(FraudstreamError, match="amounts"):
+        choose_threshold(y, p, "cost:review=10")
+
+
+@pytest.mark.parametrize("bad", ["alerts-per-day:", "alerts-per-day:-1", "cost:10",
+                                 "cost:review=x", "cost:review=-2", "alerts-per-day:inf"])
+def test_ops_policies_refuse_bad_values(bad):
+    with pytest.raises(FraudstreamError, match="bad threshold policy"):
+        parse_policy(bad)
+    assert parse_policy("alerts-per-day:40") == ("alerts-per-day", 40.0)
+    assert parse_policy("cost:review=2.5") == ("cost", 2.5)

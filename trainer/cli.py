@@ -42,7 +42,8 @@ def register(sub: Any) -> None:
     train.add_argument("--seed", type=int, default=42,
                        help="random seed for the split and the weights (same seed, same model)")
     train.add_argument("--threshold-policy", default=DEFAULT_POLICY,
-                       help="fixed:T | max-f1 | precision:P | recall:R (chosen on validation)")
+                       help="fixed:T | max-f1 | precision:P | recall:R | alerts-per-day:K | "
+                            "cost:review=C (chosen on validation)")
     train.add_argument("--db", help="SQLAlchemy URL (default: $FRAUDSTREAM_DB_URL or SQLite)")
     train.add_argument("--json", action="store_true", help="print one JSON summary object")
     train.set_defaults(func=run_train)

@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 import models
+from metrics.drift import DriftReference
 from models.dense import DenseScorer
 from schemas.errors import FraudstreamError
 from schemas.features import FeatureContract
 from trainer import data as data_mod
 from trainer.metrics import evaluate
 from trainer.model import STRATEGIES, fit
-from trainer.threshold import DEFAULT_POLICY, choose_threshold, parse_policy
+from trainer.threshold import DEFAULT_POLICY, choose_threshold, events_per_day, parse_policy
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class TrainedRun:
     family: str = "dense"
     scorer: Any = None  # the family's scoring form (models.ScoringFamily)
     x_val: np.ndarray | None = None  # model input of the validation rows (parity check)
+    drift: Any = None  # metrics.drift.DriftReference of the train split (drift_reference.json)
 
     @property
     def name(self) -> str:
@@ -75,7 +77,8 @@ def fit_family(family: str, strategy: str, x_train: np.ndarray, y_train: np.ndar
 
 
 def train_one(splits: data_mod.Splits, strategy: str, *, epochs: int, seed: int,
-              policy: str = DEFAULT_POLICY, family: str = models.DEFAULT_FAMILY) -> TrainedRun:
+              policy: str = DEFAULT_POLICY, family: str = models.DEFAULT_FAMILY,
+              per_day: float | None = None) -> TrainedRun:
     """Fit one family/strategy on ``splits``; the scaler is fitted on the train split only."""
     parse_policy(policy)
     contract = FeatureContract.fit(splits.train_raw)
@@ -86,14 +89,16 @@ def train_one(splits: data_mod.Splits, strategy: str, *, epochs: int, seed: int,
     model, scorer, history = fit_family(family, strategy, x_train, splits.y_train, x_val,
                                         splits.y_val, epochs=epochs, seed=seed)
     p_train, p_val, p_test = (scorer.score(x) for x in (x_train, x_val, x_test))
-    threshold = choose_threshold(splits.y_val, p_val, policy)
+    threshold = choose_threshold(splits.y_val, p_val, policy,  # Amount: the last raw column
+                                 amounts=splits.val_raw[:, -1], per_day=per_day)
     metrics = {
         split: {"threshold": evaluate(y, p, threshold), "0.5": evaluate(y, p, 0.5)}
         for split, y, p in (("val", splits.y_val, p_val), ("test", splits.y_test, p_test))
     }
     return TrainedRun(strategy, model, contract, history, threshold, policy, metrics,
                       splits.y_train, p_train, splits.y_test, p_test, family=family,
-                      scorer=scorer, x_val=x_val)
+                      scorer=scorer, x_val=x_val,
+                      drift=DriftReference.fit(x_train, p_train))
 
 
 def check_parity(run: TrainedRun, directory: Path) -> dict[str, Any]:
@@ -131,6 +136,8 @@ def save_artifacts(run: TrainedRun, directory: Path) -> None:
         {"threshold": run.threshold, "policy": run.threshold_policy}, indent=2) + "\n")
     (directory / "metrics.json").write_text(json.dumps(run.metrics, indent=2) + "\n")
     (directory / "history.json").write_text(json.dumps(run.history) + "\n")
+    if run.drift is not None:
+        run.drift.save(directory)  # drift_reference.json: train-split bins of inputs and scores
 
 
 def train(csv: str, *, strategy: str = "weighted", compare: bool = False, epochs: int = 100,
@@ -156,7 +163,9 @@ def train(csv: str, *, strategy: str = "weighted", compare: bool = False, epochs
     splits = data_mod.split(dataset, seed=seed)
     engine = store_db.connect(db)  # fail early on a bad database, before training
     strategies = [strategy, *[s for s in STRATEGIES if s != strategy]] if compare else [strategy]
-    runs = [train_one(splits, s, epochs=epochs, seed=seed, policy=policy, family=family)
+    per_day = events_per_day(dataset.time) if policy.startswith("alerts-per-day") else None
+    runs = [train_one(splits, s, epochs=epochs, seed=seed, policy=policy, family=family,
+                      per_day=per_day)
             for s in strategies]
     main = runs[0]
     with tempfile.TemporaryDirectory(dir=home) as staging:

@@ -30,6 +30,10 @@ POLICY_TEXT: dict[str, str] = {
                  "at that precision)",
     "recall": "the highest threshold whose validation recall is still at least {v} (the fewest "
               "alerts at that recall)",
+    "alerts-per-day": "the lowest threshold that keeps the alerts within {v} a day at the event "
+                      "rate of the data (analyst capacity)",
+    "cost": "the threshold with the lowest expected cost on the validation split (missed fraud "
+            "costs its amount, each alert {v})",
 }
 
 _CSS = """

@@ -1,0 +1,232 @@
+"""Hot reload (scorer/reload.py): the pure core with fakes, the registry edge with a tampered
+model, and a scorer under load on a real broker while production is promoted forward and back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from itertools import groupby
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from producer.replay import replay, source_tag, transaction_id
+from producer.topics import ensure_topics
+from schemas.errors import FraudstreamError
+from scorer.model import load_model
+from scorer.process import ScoringModel
+from scorer.reload import ModelReloader, ReloadClock, production_version, version_to_load
+from store import registry
+from store.tables import alerts, decisions
+from tests.scoring_helpers import committed_offsets, finish, scorer_process, setup_model
+from trainer.data import load_csv
+from trainer.pipeline import train
+from trainer.synth import write_csv
+
+
+def fake_model(version: int) -> ScoringModel:
+    return ScoringModel(version=version, threshold=0.5, contract=None, net=None)  # type: ignore[arg-type]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# ---------------------------------------------------------------- the pure core
+
+
+def test_clock_is_due_once_per_interval():
+    clock = ReloadClock(5.0)
+    assert clock.due(0.0) and not clock.due(4.9) and clock.due(5.0) and not clock.due(9.0)
+
+
+@pytest.mark.parametrize(("current", "production", "failed", "expected"), [
+    (1, 1, None, None),  # nothing new
+    (1, 2, None, 2),  # promoted
+    (2, 1, None, 1),  # rolled back
+    (1, 2, 2, None),  # failed before: not retried until production changes
+    (1, 3, 2, 3),
+    (1, None, None, None),  # nothing production: keep scoring
+])
+def test_version_to_load(current, production, failed, expected):
+    assert version_to_load(current, production, failed) == expected
+
+
+def test_reloader_switches_rolls_back_and_survives_failures(caplog):
+    clock, production, loads = Clock(), [1], []
+    broken = {3}
+
+    def load(version: int) -> ScoringModel:
+        loads.append(version)
+        if version in broken:
+            raise FraudstreamError(f"model {version}: artifact dense.npz hash mismatch")
+        return fake_model(version)
+
+    def read() -> int:
+        if production[0] < 0:
+            raise OSError("database unreachable")
+        return production[0]
+
+    switched: list[int] = []
+    r = ModelReloader(fake_model(1), 5.0, read, load, lambda m: switched.append(m.version),
+                      clock=clock)
+    assert r.check().version == 1 and loads == []  # just loaded: no check before the interval
+    production[0] = 2
+    clock.now += 4
+    assert r.check().version == 1 and loads == []  # not due yet
+    clock.now += 1
+    assert r.check().version == 2 and loads == [2] and r.reloads == 1
+    production[0] = 1  # rollback
+    clock.now += 5
+    assert r.check().version == 1 and r.reloads == 2 and switched == [2, 1]
+    production[0] = 3  # a tampered model is promoted: keep scoring with 1, log an error
+    clock.now += 5
+    with caplog.at_level("ERROR"):
+        assert r.check().version == 1
+    assert "cannot be loaded" in caplog.text and r.failed == 3
+    clock.now += 5
+    assert r.check().version == 1 and loads == [2, 1, 3]  # not retried every interval
+    production[0] = -1  # the registry cannot be read: keep scoring
+    clock.now += 5
+    assert r.check().version == 1
+    production[0] = 2
+    clock.now += 5
+    assert r.check().version == 2 and r.reloads == 3 and r.failed is None
+
+
+# ---------------------------------------------------------------- the registry edge
+
+
+@pytest.fixture(scope="module")
+def train_csv(tmp_path_factory):
+    return str(write_csv(tmp_path_factory.mktemp("t") / "train.csv", 8000, fraud_rate=0.02,
+                         seed=13))
+
+
+def two_models(train_csv: str, db_url: str, home):
+    engine = setup_model(train_csv, db_url, home)  # v1, production
+    assert train(train_csv, epochs=2, seed=4, db=db_url, home=home)["version"] == 2
+    return engine
+
+
+def test_reloader_refuses_a_tampered_model_and_keeps_scoring(train_csv, db_url, home):
+    from scorer.reload import production_reloader
+
+    engine = two_models(train_csv, db_url, home)
+    v1 = load_model(engine, "production")
+    assert production_version(engine) == 1
+    clock = Clock()
+    r = production_reloader(engine, v1, 1.0)
+    r.clock = clock
+    (home / "models" / "2" / "threshold.json").write_text('{"threshold": 0.0}')
+    registry.promote(engine, 2)
+    clock.now += 1e6
+    assert r.check() is v1 and r.failed == 2 and r.reloads == 0
+    registry.promote(engine, 1)
+    clock.now += 1e6
+    assert r.check() is v1 and r.failed is None
+
+
+# ---------------------------------------------------------------- under load, real broker
+
+
+def version_runs(engine) -> dict[int, list[int]]:
+    """Per partition, the model versions of its decisions along offsets, run-length encoded."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(decisions.c.source_partition, decisions.c.model_version)
+                            .order_by(decisions.c.source_partition,
+                                      decisions.c.source_offset)).all()
+    return {p: [v for v, _ in groupby(r.model_version for r in part)]
+            for p, part in groupby(rows, key=lambda r: r.source_partition)}
+
+
+def wait_until(condition, what: str, proc, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"scorer exited while waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def decided_by(engine, version: int) -> int:
+    with engine.connect() as conn:
+        return len(conn.execute(select(decisions.c.transaction_id)
+                                .where(decisions.c.model_version == version)).all())
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_hot_reload_under_load_forward_and_rollback(kafka_bootstrap, new_topic, train_csv,
+                                                    tmp_path_factory, db_url, home):
+    n = 50_000
+    csv = str(write_csv(tmp_path_factory.mktemp("big") / "stream.csv", n, fraud_rate=0.01,
+                        seed=23))
+    engine = two_models(train_csv, db_url, home)
+    topic = new_topic(kafka_bootstrap)
+    ensure_topics(kafka_bootstrap, {topic: 3})
+    proc = scorer_process(kafka_bootstrap, topic, "reloading", db_url, home,
+                          "--reload-check", "1", "--batch-size", "500", "--until-idle", "8")
+    sent: dict = {}
+    producer = threading.Thread(target=lambda: sent.update(
+        s=replay(csv, bootstrap=kafka_bootstrap, topic=topic, rate=4000)))
+    producer.start()
+    try:
+        wait_until(lambda: committed_offsets(engine, "reloading") >= 12_000, "12k events", proc)
+        forward_at = datetime.now(UTC)
+        registry.promote(engine, 2)
+        wait_until(lambda: decided_by(engine, 2) >= 5_000, "model 2 to score", proc)
+        back_at = datetime.now(UTC)
+        registry.promote(engine, 1)  # rollback
+        assert committed_offsets(engine, "reloading") < n - 5_000, "promoted too late"
+    finally:
+        producer.join(timeout=120)
+    assert sent["s"].sent == n and sent["s"].failed == 0
+    summary = finish(proc, timeout=180)
+    assert summary["reloads"] == 2 and summary["model_version"] == 1
+    assert summary["consumed"] == n and committed_offsets(engine, "reloading") == n
+
+    with engine.connect() as conn:
+        rows = conn.execute(select(decisions)).all()
+        alert_rows = conn.execute(select(alerts.c.transaction_id, alerts.c.model_version)).all()
+    # every event decided exactly once
+    tag = source_tag(csv)
+    assert len(rows) == n
+    assert sorted(r.transaction_id for r in rows) == sorted(
+        transaction_id(tag, line) for line in range(2, n + 2))
+    # each batch by the production model of its time: per partition v1 → v2 → v1 along offsets
+    runs = version_runs(engine)
+    assert set(runs) == {0, 1, 2}
+    assert all(r in ([1, 2, 1], [1, 2], [2, 1], [1], [2]) for r in runs.values()), runs
+    assert any(r == [1, 2, 1] for r in runs.values()), runs
+    slack = 3.0  # the check interval (1 s) plus a batch in flight
+    for r in rows:
+        when = r.scored_at.replace(tzinfo=UTC) if r.scored_at.tzinfo is None else r.scored_at
+        if r.model_version == 2:
+            assert forward_at <= when, "model 2 scored before it was promoted"
+            assert (when - back_at).total_seconds() <= slack, "model 2 kept scoring"
+        else:
+            assert (when < forward_at or (when - forward_at).total_seconds() <= slack
+                    or when >= back_at), "model 1 scored while model 2 was production"
+    # counts per version equal an offline recomputation by the version that decided each row
+    raw = load_csv(csv).raw
+    line = {transaction_id(tag, i + 2): i for i in range(n)}
+    for version in (1, 2):
+        model = load_model(engine, version)
+        mine = [r for r in rows if r.model_version == version]
+        scores = model.score_raw(raw[[line[r.transaction_id] for r in mine]])
+        offline = scores >= model.threshold
+        streamed = np.array([r.flagged for r in mine])
+        assert len(mine) > 1_000
+        np.testing.assert_array_equal(streamed, offline)
+        np.testing.assert_allclose([r.score for r in mine], scores, rtol=1e-6, atol=1e-9)
+        assert {r.threshold for r in mine} == {model.threshold}
+        flagged_ids = {r.transaction_id for r in mine if r.flagged}
+        assert {a.transaction_id for a in alert_rows if a.model_version == version} == \
+            flagged_ids
+    assert len(alert_rows) == len({a.transaction_id for a in alert_rows})  # one alert each
