@@ -85,6 +85,7 @@ if "tensorflow" not in sys.modules and os.environ.get("FRAUDSTREAM_TF_VERBOSE") 
     sys.meta_path.insert(0, _QuietTensorFlowImport())
 
 from labels import cli as labels_cli  # noqa: E402
+from metrics import logs  # noqa: E402
 from producer import cli as producer_cli  # noqa: E402
 from schemas.errors import FraudstreamError  # noqa: E402
 from scorer import cli as scorer_cli  # noqa: E402
@@ -125,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                "127.0.0.1:9092). After `make demo`: export FRAUDSTREAM_HOME=.fraudstream/demo.")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="debug logging (also Kafka's and Alembic's)")
+    parser.add_argument("--log-format", choices=logs.FORMATS, default=logs.default_format(),
+                        help="log lines as text, or one JSON object per line for a log "
+                             "shipper (default: $FRAUDSTREAM_LOG_FORMAT, else text)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for component in (trainer_cli, producer_cli, scorer_cli, labels_cli, store_cli):
         component.register(sub)
@@ -134,17 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("kafka").setLevel(logging.DEBUG if args.verbose else logging.CRITICAL)
-    logging.getLogger("alembic").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    logs.configure(verbose=args.verbose, fmt=args.log_format)
     try:
         return int(args.func(args) or 0)
     except FraudstreamError as exc:
-        print(f"fraudstream {args.command}: error: {exc}", file=sys.stderr)
+        if args.log_format == "json":
+            logging.getLogger(f"fraudstream.{args.command}").error(
+                str(exc), extra={"error": type(exc).__name__, "exit_code": exc.exit_code})
+        else:
+            print(f"fraudstream {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

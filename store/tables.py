@@ -49,6 +49,24 @@ model_versions = Table(
     Column("stage", String(16), nullable=False, index=True),
     # The model family (``models.FAMILIES``); rows from before 0003 are the Keras net.
     Column("family", String(16), nullable=False, server_default="dense"),
+    # Where the training data came from (source, event-time window, label counts); 0004.
+    Column("training", JSON, nullable=True),
+)
+
+# One row per promotion decision (0004): by the retraining gate or by a named person.
+promotions = Table(
+    "promotions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", Integer, nullable=False, index=True),
+    Column("previous_version", Integer, nullable=True),
+    Column("outcome", String(16), nullable=False),  # promoted | rejected
+    Column("decided_by", String(128), nullable=False),  # "gate" or "person:<name>"
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("rule", Text, nullable=True),
+    Column("window_start", DateTime(timezone=True), nullable=True),
+    Column("window_end", DateTime(timezone=True), nullable=True),
+    Column("comparison", JSON, nullable=True),
 )
 
 alerts = Table(

@@ -250,7 +250,8 @@ class SqlConsumer:
     def _quarantine(self, record: Any, reason: str) -> None:
         """Dead-letter one record by reference and move past it, with no other effect."""
         log.error("dead-lettering %s/%d/%d: %s", record.topic, record.partition, record.offset,
-                  reason)
+                  reason, extra={"topic": record.topic, "partition": record.partition,
+                                 "offset": record.offset, "reason": reason})
         letter = dead_letter_message(DeadLetter(record, f"permanent fault: {reason}"),
                                      self.config.dlq_topic, by_reference=True)
         try:
@@ -372,7 +373,8 @@ class SqlConsumer:
                 self._faults += 1
                 if self.metrics is not None:
                     self.metrics.retried(what)
-                log.warning("%s failed (%s); retrying in %.1fs", what, one_line(exc), delay)
+                log.warning("%s failed (%s); retrying in %.1fs", what, one_line(exc), delay,
+                            extra={"retry": what, "delay_seconds": delay})
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from producer.broker import free_port
+from schemas.features import MODEL_FEATURES
 from tests.conftest import in_ci
 from tests.scoring_helpers import finish, replay_all, scorer_process, setup_model
 from trainer.synth import write_csv
@@ -146,7 +147,8 @@ def test_real_prometheus_scrapes_a_scorer_during_a_replay(kafka_bootstrap, new_t
     scorer = None
     try:
         scorer = scorer_process(kafka_bootstrap, topic, "metrics", db_url, home,
-                                "--batch-size", "500", "--metrics-port", str(metrics_port))
+                                "--batch-size", "500", "--metrics-port", str(metrics_port),
+                                "--drift-window", "30d")
         up = 'up{job="fraudstream-scorer"}'
         wait_for("the scorer's /metrics to be scraped", lambda: prometheus.value(up) == 1)
         # The rules loaded into the live server, and the scorer is not reported down.
@@ -177,6 +179,16 @@ def test_real_prometheus_scrapes_a_scorer_during_a_replay(kafka_bootstrap, new_t
         wait_for("lag 0 on every partition", lambda: (
             len(lag := prometheus.query(f'fraudstream_consumer_lag{{topic="{topic}"}}')) == 3
             and all(v == 0 for _, v in lag)), timeout=60)
+
+        # Drift: PSI of every model input and of the score over the window, all of the
+        # replay (30 days of event time), against the same data's train split: no drift.
+        wait_for("the drift window to hold every event", lambda: prometheus.value(
+            "fraudstream_drift_window_events") == EVENTS)
+        psi = {m["feature"]: v for m, v in prometheus.query("fraudstream_feature_psi")}
+        assert set(psi) == set(MODEL_FEATURES), sorted(psi)
+        assert all(0 <= v < 0.2 for v in psi.values()), psi
+        score_psi = prometheus.value("fraudstream_score_psi")
+        assert score_psi is not None and 0 <= score_psi < 0.2
 
         os.killpg(scorer.pid, signal.SIGTERM)
         summary = finish(scorer, timeout=120)
