@@ -21,72 +21,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
 import psycopg  # noqa: F401  (before TensorFlow: see trainer.model.load_keras)
 from common import (
     backends,
-    bench_broker,
+    count,
     fresh_db,
     maybe_profile,
     median,
     redacted,
+    replayed_topics,
+    score_run,
     scorer_ab_parser,
     train_small,
 )
-
-TABLES = ("decisions", "alerts", "labels")
-
-
-def empty_tables(engine: Any) -> None:
-    """Empty the tables a scorer run writes, so every run starts from the same state."""
-    from sqlalchemy import text
-
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
-        else:
-            for table in TABLES:
-                conn.execute(text(f"DELETE FROM {table}"))
-    if engine.dialect.name == "sqlite":
-        raw = engine.raw_connection()  # outside a transaction (the engine BEGINs IMMEDIATE)
-        try:
-            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            raw.close()
-    else:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql(f"VACUUM ANALYZE {', '.join(TABLES)}")
-
-
-def count(engine: Any, table: str) -> int:
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() or 0)
 
 
 def score_once(engine: Any, model: Any, bootstrap: str, topic: str, expected: int,
                log_decisions: bool, batch_size: int, profile: str = "") -> float:
     """Events/s (busy time) of one scorer run over ``topic`` in a fresh consumer group."""
-    from scorer.service import ScoreConfig, Scorer
-
-    empty_tables(engine)
-    config = ScoreConfig(bootstrap=bootstrap, topic=topic,
-                         group_id=f"bench-{'with' if log_decisions else 'without'}-"
-                                  f"{uuid.uuid4().hex[:8]}",
-                         batch_size=batch_size, until_idle=3, alerts_topic=f"{topic}.alerts",
-                         dlq_topic=f"{topic}.dlq", log_decisions=log_decisions)
     with maybe_profile(bool(profile), profile):
-        summary = Scorer(config, engine, model).run()
-    if summary.consumed != expected or summary.dlq:
-        raise SystemExit(f"scorer consumed {summary.consumed} (dlq {summary.dlq}), "
-                         f"expected {expected}")
+        summary = score_run(engine, model, bootstrap, topic, expected, batch_size,
+                            group=f"bench-{'with' if log_decisions else 'without'}",
+                            log_decisions=log_decisions)
     decided = count(engine, "decisions")
     if decided != (expected if log_decisions else 0):
         raise SystemExit(f"{decided} decisions after a run with log_decisions={log_decisions}")
@@ -135,30 +95,15 @@ def main() -> None:
     parser.add_argument("--no-inline", action="store_true",
                         help="skip the inline-labels variant")
     args = parser.parse_args()
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-    from producer.replay import replay
-    from producer.topics import ensure_topics
-    from trainer.synth import write_csv
-
     chosen = backends(args)
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-decisions-") as tmp_name, \
-            bench_broker(Path(tmp_name)) as bootstrap:
-        tmp = Path(tmp_name)
-        csv = str(write_csv(tmp / "creditcard.csv", args.rows, seed=7))
-        run = uuid.uuid4().hex[:8]
-        topics: dict[str, tuple[str, int]] = {}
-        for variant in ("none",) + (() if args.no_inline else ("inline",)):
-            topic = f"bench-dec-{variant}-{run}"
-            ensure_topics(bootstrap, {topic: 3, f"{topic}.alerts": 3, f"{topic}.dlq": 1})
-            sent = replay(csv, bootstrap=bootstrap, topic=topic, labels=variant).sent
-            topics[f"labels={variant}"] = (topic, sent)
+    modes = ("none",) + (() if args.no_inline else ("inline",))
+    with replayed_topics("bench-dec", args.rows, modes) as run:
+        topics = {f"labels={mode}": topic for mode, topic in run.topics.items()}
         for name, url in chosen:
             print(f"{name}: scoring {args.rows:,} events per run, batch {args.batch_size}, "
                   f"{args.repeats} with/without pair(s) per variant", flush=True)
-            results[name] = run_backend(name, url, tmp, bootstrap, topics, args)
+            results[name] = run_backend(name, url, run.tmp, run.bootstrap, topics, args)
 
     print()
     print(f"{'backend':<11} {'replay':<14} {'with eps':>10} {'without eps':>12} "

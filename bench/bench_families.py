@@ -20,19 +20,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import psycopg  # noqa: F401  (before TensorFlow: see trainer.model.load_keras)
-from bench_decisions import empty_tables
-from common import backends, bench_broker, fresh_db, median, redacted, scorer_ab_parser
+from common import (
+    backends,
+    fresh_db,
+    median,
+    redacted,
+    replayed_topics,
+    score_run,
+    scorer_ab_parser,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("dense", "xgboost", "dense+shadow")
@@ -76,17 +80,8 @@ def train_family(rows: int, tmp: Path, db: str, home: Path, family: str) -> None
 def score_once(engine: Any, model: Any, shadow: Any, bootstrap: str, topic: str, expected: int,
                batch_size: int) -> tuple[float, int]:
     """(events/s (busy time), alerts) of one scorer run over ``topic`` in a fresh group."""
-    from scorer.service import ScoreConfig, Scorer
-
-    empty_tables(engine)
-    config = ScoreConfig(bootstrap=bootstrap, topic=topic,
-                         group_id=f"bench-families-{uuid.uuid4().hex[:8]}",
-                         batch_size=batch_size, until_idle=3, alerts_topic=f"{topic}.alerts",
-                         dlq_topic=f"{topic}.dlq")
-    summary = Scorer(config, engine, model, shadow=shadow).run()
-    if summary.consumed != expected or summary.dlq:
-        raise SystemExit(f"scorer consumed {summary.consumed} (dlq {summary.dlq}), "
-                         f"expected {expected}")
+    summary = score_run(engine, model, bootstrap, topic, expected, batch_size,
+                        group="bench-families", shadow=shadow)
     if shadow is not None and summary.shadow_scored != expected:
         raise SystemExit(f"shadow scored {summary.shadow_scored}, expected {expected}")
     return summary.rate, summary.flagged
@@ -163,30 +158,19 @@ def run_backend(name: str, url: str | None, tmp: Path, bootstrap: str, topic: st
 def main() -> None:
     parser = scorer_ab_parser(__doc__.splitlines()[0], repeats=2)
     args = parser.parse_args()
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
     import numpy as np
-
-    from producer.replay import replay
-    from producer.topics import ensure_topics
-    from trainer.synth import write_csv
 
     chosen = backends(args)
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-families-") as tmp_name, \
-            bench_broker(Path(tmp_name)) as bootstrap:
-        tmp = Path(tmp_name)
-        csv = write_csv(tmp / "creditcard.csv", args.rows, seed=7)
-        raw = np.loadtxt(csv, delimiter=",", skiprows=1, max_rows=2000, dtype=np.float64)
+    with replayed_topics("bench-families", args.rows) as run:
+        topic, sent = run.topics["none"]
+        raw = np.loadtxt(run.csv, delimiter=",", skiprows=1, max_rows=2000, dtype=np.float64)
         x_sample = raw[:, 1:30]  # V1..V28, Amount (the raw contract's order)
-        topic = f"bench-families-{uuid.uuid4().hex[:8]}"
-        ensure_topics(bootstrap, {topic: 3, f"{topic}.alerts": 3, f"{topic}.dlq": 1})
-        sent = replay(str(csv), bootstrap=bootstrap, topic=topic).sent
         for name, url in chosen:
             print(f"{name}: scoring {sent:,} events per run, batch {args.batch_size}, "
                   f"{args.repeats} round(s) of {', '.join(VARIANTS)}", flush=True)
-            results[name] = run_backend(name, url, tmp, bootstrap, topic, sent, x_sample, args)
+            results[name] = run_backend(name, url, run.tmp, run.bootstrap, topic, sent,
+                                        x_sample, args)
 
     print()
     print(f"{'backend':<11} " + " ".join(f"{v + ' eps (×dense)':>26}" for v in VARIANTS))

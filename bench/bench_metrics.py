@@ -15,24 +15,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import tempfile
 import threading
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
 import psycopg  # noqa: F401  (before TensorFlow: see trainer.model.load_keras)
-from bench_decisions import empty_tables
 from common import (
     backends,
-    bench_broker,
     fresh_db,
     maybe_profile,
     median,
     redacted,
+    replayed_topics,
+    score_run,
     scorer_ab_parser,
     train_small,
 )
@@ -70,25 +67,17 @@ def score_once(engine: Any, model: Any, bootstrap: str, topic: str, expected: in
                with_metrics: bool, batch_size: int, profile: str = "") -> float:
     """Events/s (busy time) of one scorer run over ``topic`` in a fresh consumer group."""
     from metrics import ScorerMetrics
-    from scorer.service import ScoreConfig, Scorer
 
-    empty_tables(engine)
-    config = ScoreConfig(bootstrap=bootstrap, topic=topic,
-                         group_id=f"bench-metrics-{'on' if with_metrics else 'off'}-"
-                                  f"{uuid.uuid4().hex[:8]}",
-                         batch_size=batch_size, until_idle=3, alerts_topic=f"{topic}.alerts",
-                         dlq_topic=f"{topic}.dlq")
     metrics = ScorerMetrics() if with_metrics else None
     scraper = Scraper(metrics) if metrics is not None else None
     try:
         with maybe_profile(bool(profile), profile):
-            summary = Scorer(config, engine, model, metrics, 0.002).run()
+            summary = score_run(engine, model, bootstrap, topic, expected, batch_size,
+                                group=f"bench-metrics-{'on' if with_metrics else 'off'}",
+                                metrics=metrics, expected_alert_rate=0.002)
     finally:
         if scraper is not None:
             scraper.close()
-    if summary.consumed != expected or summary.dlq:
-        raise SystemExit(f"scorer consumed {summary.consumed} (dlq {summary.dlq}), "
-                         f"expected {expected}")
     if metrics is not None:
         if metrics.consumed._value.get() != expected:  # noqa: SLF001 - a check, not an API
             raise SystemExit("metrics missed events")
@@ -133,26 +122,14 @@ def run_backend(name: str, url: str | None, tmp: Path, bootstrap: str, topic: st
 def main() -> None:
     parser = scorer_ab_parser(__doc__.splitlines()[0], repeats=3)
     args = parser.parse_args()
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-    from producer.replay import replay
-    from producer.topics import ensure_topics
-    from trainer.synth import write_csv
-
     chosen = backends(args)
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp_name, \
-            bench_broker(Path(tmp_name)) as bootstrap:
-        tmp = Path(tmp_name)
-        csv = str(write_csv(tmp / "creditcard.csv", args.rows, seed=7))
-        topic = f"bench-metrics-{uuid.uuid4().hex[:8]}"
-        ensure_topics(bootstrap, {topic: 3, f"{topic}.alerts": 3, f"{topic}.dlq": 1})
-        sent = replay(csv, bootstrap=bootstrap, topic=topic).sent
+    with replayed_topics("bench-metrics", args.rows) as run:
+        topic, sent = run.topics["none"]
         for name, url in chosen:
             print(f"{name}: scoring {sent:,} events per run, batch {args.batch_size}, "
                   f"{args.repeats} on/off pair(s)", flush=True)
-            results[name] = run_backend(name, url, tmp, bootstrap, topic, sent, args)
+            results[name] = run_backend(name, url, run.tmp, run.bootstrap, topic, sent, args)
 
     print()
     print(f"{'backend':<11} {'on eps':>10} {'off eps':>10} {'ratio (median)':>15}  per pair")

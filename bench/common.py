@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,43 @@ def bench_broker(tmp: Path) -> Iterator[str]:
         yield broker.up()
     finally:
         broker.down()
+
+
+@dataclass(frozen=True)
+class ReplayedTopics:
+    """What an A/B scorer bench scores: a temp dir, the broker, the synthetic CSV, and one
+    replayed topic per label mode (``{mode: (topic, events sent)}``; alerts/DLQ topics beside)."""
+
+    tmp: Path
+    bootstrap: str
+    csv: Path
+    topics: dict[str, tuple[str, int]]
+
+
+@contextlib.contextmanager
+def replayed_topics(prefix: str, rows: int,
+                    label_modes: Sequence[str] = ("none",)) -> Iterator[ReplayedTopics]:
+    """A broker (:func:`bench_broker`) with ``rows`` synthetic events (seed 7) replayed onto a
+    3-partition topic per label mode, in a temp dir removed afterwards. Quiets Kafka's and
+    TensorFlow's logging for the bench's output."""
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from producer.replay import replay
+    from producer.topics import ensure_topics
+    from trainer.synth import write_csv
+
+    with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as tmp_name, \
+            bench_broker(Path(tmp_name)) as bootstrap:
+        tmp = Path(tmp_name)
+        csv = write_csv(tmp / "creditcard.csv", rows, seed=7)
+        run = uuid.uuid4().hex[:8]
+        topics: dict[str, tuple[str, int]] = {}
+        for mode in label_modes:
+            topic = f"{prefix}-{mode}-{run}"
+            ensure_topics(bootstrap, {topic: 3, f"{topic}.alerts": 3, f"{topic}.dlq": 1})
+            topics[mode] = (topic, replay(str(csv), bootstrap=bootstrap, topic=topic,
+                                          labels=mode).sent)
+        yield ReplayedTopics(tmp, bootstrap, csv, topics)
 
 
 @contextlib.contextmanager
@@ -146,6 +186,58 @@ def train_small(rows: int, tmp: Path, db: str, home: Path) -> None:
     if not csv.exists():
         write_csv(csv, rows, seed=3)
     train(str(csv), epochs=2, seed=1, db=db, home=home)
+
+
+TABLES = ("decisions", "alerts", "labels")
+
+
+def empty_tables(engine: Any) -> None:
+    """Empty the tables a scorer run writes, so every run starts from the same state."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
+        else:
+            for table in TABLES:
+                conn.execute(text(f"DELETE FROM {table}"))
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()  # outside a transaction (the engine BEGINs IMMEDIATE)
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+    else:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"VACUUM ANALYZE {', '.join(TABLES)}")
+
+
+def count(engine: Any, table: str) -> int:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() or 0)
+
+
+def score_run(engine: Any, model: Any, bootstrap: str, topic: str, expected: int,
+              batch_size: int, *, group: str, log_decisions: bool = True,
+              **scorer_kwargs: Any) -> Any:
+    """One scorer run over ``topic`` in a fresh consumer group ``<group>-<random>`` (until idle
+    3 s), after :func:`empty_tables`; exits unless it consumed ``expected`` events, none
+    dead-lettered. ``scorer_kwargs`` go to :class:`scorer.service.Scorer` (metrics, shadow…).
+    Returns its :class:`scorer.service.ScoreSummary` (``rate``: events/s of busy time)."""
+    from scorer.service import ScoreConfig, Scorer
+
+    empty_tables(engine)
+    config = ScoreConfig(bootstrap=bootstrap, topic=topic,
+                         group_id=f"{group}-{uuid.uuid4().hex[:8]}", batch_size=batch_size,
+                         until_idle=3, alerts_topic=f"{topic}.alerts", dlq_topic=f"{topic}.dlq",
+                         log_decisions=log_decisions)
+    summary = Scorer(config, engine, model, **scorer_kwargs).run()
+    if summary.consumed != expected or summary.dlq:
+        raise SystemExit(f"scorer consumed {summary.consumed} (dlq {summary.dlq}), "
+                         f"expected {expected}")
+    return summary
 
 
 # --------------------------------------------------------------------------- references
