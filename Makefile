@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test lint demo bench kafka-jars clean
+.PHONY: setup test lint demo bench kafka-jars clean desk
 
 setup: $(STAMP)
 
@@ -31,6 +31,17 @@ lint: setup
 
 demo: setup kafka-jars
 	bash deploy/demo.sh
+
+# The fraud-ops desk on the demo's data: creates a fresh analyst login (its one-time password is
+# printed), then serves http://127.0.0.1:$(DESK_PORT)/ until Ctrl-C.
+DESK_HOME ?= .fraudstream/demo
+DESK_PORT ?= 8080
+DESK_DB = sqlite:///$(abspath $(DESK_HOME))/fraudstream.db
+desk: setup
+	@test -f $(DESK_HOME)/fraudstream.db || { echo "no database at $(DESK_HOME)/fraudstream.db: run make demo first"; exit 1; }
+	@name=analyst-$$(date +%H%M%S); $(VENV)/bin/fraudstream desk user add $$name --role analyst --db $(DESK_DB) \
+	  && echo "== open http://127.0.0.1:$(DESK_PORT)/ and log in as $$name with the password above"
+	$(VENV)/bin/fraudstream desk serve --port $(DESK_PORT) --db $(DESK_DB)
 
 # PostgreSQL parts run when FRAUDSTREAM_BENCH_PG_URL names a database reserved for benchmarks
 # (it is reset); without it they are skipped with a note.

@@ -84,6 +84,7 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
 if "tensorflow" not in sys.modules and os.environ.get("FRAUDSTREAM_TF_VERBOSE") != "1":
     sys.meta_path.insert(0, _QuietTensorFlowImport())
 
+from desk import cli as desk_cli  # noqa: E402
 from labels import cli as labels_cli  # noqa: E402
 from metrics import logs  # noqa: E402
 from producer import cli as producer_cli  # noqa: E402
@@ -130,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log lines as text, or one JSON object per line for a log "
                              "shipper (default: $FRAUDSTREAM_LOG_FORMAT, else text)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for component in (trainer_cli, producer_cli, scorer_cli, labels_cli, store_cli):
+    for component in (trainer_cli, producer_cli, scorer_cli, labels_cli, store_cli, desk_cli):
         component.register(sub)
     _polish(parser)
     return parser

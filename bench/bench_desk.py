@@ -24,6 +24,7 @@ import random
 import sys
 import tempfile
 import time
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,16 +34,36 @@ from common import PG_ENV, fresh_db, percentile, redacted
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-COLUMNS = ("transaction_id", "model_version", "score", "threshold", "amount", "time_s",
-           "source_topic", "source_partition", "source_offset", "created_at", "explanation",
-           "status", "assignee", "disposition", "revision")
+COLUMNS = (
+    "transaction_id",
+    "model_version",
+    "score",
+    "threshold",
+    "amount",
+    "time_s",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "created_at",
+    "explanation",
+    "status",
+    "assignee",
+    "disposition",
+    "revision",
+    "updated_at",
+)
 SPAN_S = 30 * 86400
 ANALYSTS = [f"analyst{i:02d}" for i in range(20)]
 SCENARIOS: dict[str, dict[str, str]] = {
     "open, newest": {},
     "open, highest score": {"order": "score"},
-    "score+amount+time filter": {"min_score": "0.95", "min_amount": "50", "max_amount": "200",
-                                 "since": "2013-09-10", "until": "2013-09-20"},
+    "score+amount+time filter": {
+        "min_score": "0.95",
+        "min_amount": "50",
+        "max_amount": "200",
+        "since": "2013-09-10",
+        "until": "2013-09-20",
+    },
     "one analyst's claimed": {"status": "claimed", "assignee": "analyst07"},
     "all statuses, newest": {"status": "all"},
 }
@@ -57,13 +78,33 @@ def alert_rows(n: int) -> Any:
         pick = rng.random()
         status = "closed" if pick < 0.7 else "claimed" if pick < 0.75 else "open"
         assignee = rng.choice(ANALYSTS) if status != "open" else None
-        disposition = (rng.choice(("confirmed_fraud", "false_positive", "false_positive"))
-                       if status == "closed" else None)
-        explanation = [{"feature": f, "contribution": round(rng.gauss(0, 1), 4)}
-                       for f in rng.sample(features, 5)]
-        yield (f"seed-{i:09d}", 1, score, 0.5, round(rng.random() * 400, 2), i * SPAN_S / n,
-               "transactions", i % 3, i // 3, now - timedelta(seconds=n - i),
-               json.dumps(explanation), status, assignee, disposition, 1 if assignee else 0)
+        disposition = (
+            rng.choice(("confirmed_fraud", "false_positive", "false_positive"))
+            if status == "closed"
+            else None
+        )
+        explanation = [
+            {"feature": f, "contribution": round(rng.gauss(0, 1), 4)}
+            for f in rng.sample(features, 5)
+        ]
+        yield (
+            f"seed-{i:09d}",
+            1,
+            score,
+            0.5,
+            round(rng.random() * 400, 2),
+            i * SPAN_S / n,
+            "transactions",
+            i % 3,
+            i // 3,
+            now - timedelta(seconds=n - i),
+            json.dumps(explanation),
+            status,
+            assignee,
+            disposition,
+            1 if assignee else 0,
+            now - timedelta(seconds=rng.random() * 14 * 86400) if assignee else None,
+        )
 
 
 def seed(url: str, rows: int) -> None:
@@ -74,16 +115,28 @@ def seed(url: str, rows: int) -> None:
 
     engine = connect(url)
     with engine.begin() as conn:
-        conn.execute(insert(model_versions).values(
-            version=1, created_at=datetime.now(UTC), strategy="weighted", threshold=0.5,
-            threshold_policy="max-f1", metrics={}, artifact_dir="-", manifest_sha256="0" * 64,
-            data_sha256="0" * 64, stage="production"))
+        conn.execute(
+            insert(model_versions).values(
+                version=1,
+                created_at=datetime.now(UTC),
+                strategy="weighted",
+                threshold=0.5,
+                threshold_policy="max-f1",
+                metrics={},
+                artifact_dir="-",
+                manifest_sha256="0" * 64,
+                data_sha256="0" * 64,
+                stage="production",
+            )
+        )
     started = time.perf_counter()
     if engine.dialect.name == "postgresql":
         raw = engine.raw_connection()
         try:
-            with raw.driver_connection.cursor() as cur, \
-                    cur.copy(f"COPY alerts ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            with (
+                raw.driver_connection.cursor() as cur,
+                cur.copy(f"COPY alerts ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+            ):
                 for row in alert_rows(rows):
                     copy.write_row(row)
             raw.driver_connection.commit()
@@ -124,10 +177,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=40, help="timed requests per scenario")
     parser.add_argument("--db", help="a database URL (postgresql is RESET)")
     parser.add_argument("--pg-url", default=None, help=f"PostgreSQL URL (default ${PG_ENV})")
-    parser.add_argument("--explain", action="store_true",
-                        help="print PostgreSQL's plan of the default queue query")
+    parser.add_argument(
+        "--explain", action="store_true", help="print PostgreSQL's plan of the default queue query"
+    )
     args = parser.parse_args()
 
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
     from desk import auth
@@ -160,14 +215,20 @@ def main() -> int:
             data = timed(api.get, "/api/alerts", params, args.runs)
             p95s = (percentile(html, 95), percentile(data, 95))
             worst = max(worst, *p95s)
-            print(f"{name:<28} {percentile(html, 50):9.1f} {p95s[0]:7.1f} "
-                  f"{percentile(data, 50):9.1f} {p95s[1]:7.1f}", flush=True)
+            print(
+                f"{name:<28} {percentile(html, 50):9.1f} {p95s[0]:7.1f} "
+                f"{percentile(data, 50):9.1f} {p95s[1]:7.1f}",
+                flush=True,
+            )
         print(f"worst p95: {worst:.1f} ms (aim < 150 ms) with {args.rows:,} alerts")
+        board = timed(api.get, "/api/dashboard", {}, 5)
+        print(f"dashboard (every figure, full scans; no aim): p50 {percentile(board, 50):.0f} ms")
         if args.explain and engine.dialect.name == "postgresql":
             with engine.connect() as conn:
                 plan = conn.exec_driver_sql(
                     "EXPLAIN ANALYZE SELECT * FROM alerts WHERE status = 'open' ORDER BY "
-                    "time_s DESC, transaction_id DESC, model_version DESC LIMIT 51").all()
+                    "time_s DESC, transaction_id DESC, model_version DESC LIMIT 51"
+                ).all()
             print("\n".join(r[0] for r in plan))
         engine.dispose()
     return 0

@@ -24,12 +24,14 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     SmallInteger,
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -60,7 +62,7 @@ promotions = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("version", Integer, nullable=False, index=True),
     Column("previous_version", Integer, nullable=True),
-    Column("outcome", String(16), nullable=False),  # promoted | rejected
+    Column("outcome", String(16), nullable=False),  # promoted | rejected | held
     Column("decided_by", String(128), nullable=False),  # "gate" or "person:<name>"
     Column("decided_at", DateTime(timezone=True), nullable=False),
     Column("rule", Text, nullable=True),
@@ -85,6 +87,18 @@ alerts = Table(
     # Top contributing features [{feature, contribution}] (``AlertV1.top_features``); NULL for
     # alerts written before explanations existed.
     Column("explanation", JSON, nullable=True),
+    # The ops desk's work state (0005): open → claimed → closed; ``revision`` bumps on change.
+    Column("status", String(16), nullable=False, server_default="open"),
+    Column("assignee", String(64), nullable=True),
+    Column("disposition", String(16), nullable=True),
+    Column("disposition_note", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    Column("revision", Integer, nullable=False, server_default="0"),
+    Index("ix_alerts_status_time", "status", "time_s", "transaction_id", "model_version"),
+    Index("ix_alerts_status_score", "status", "score", "transaction_id", "model_version"),
+    Index("ix_alerts_time", "time_s", "transaction_id", "model_version"),
+    Index("ix_alerts_score", "score", "transaction_id", "model_version"),
+    Index("ix_alerts_assignee", "assignee", "status", "time_s"),
 )
 
 decisions = Table(
@@ -130,4 +144,41 @@ consumer_offsets = Table(
     Column("next_offset", BigInteger, nullable=False),
     Column("topic_id", String(36), nullable=True),  # Kafka's topic id: a recreated topic differs
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The ops desk (0005): users (argon2 hashes), bearer tokens (sha256 of the token), audit trail.
+desk_users = Table(
+    "desk_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # viewer | analyst | admin
+    Column("password_hash", Text, nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+desk_tokens = Table(
+    "desk_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("desk_users.id"), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+desk_audit = Table(
+    "desk_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("transaction_id", String(128), nullable=True),
+    Column("model_version", Integer, nullable=True),
+    Column("old", JSON, nullable=True),
+    Column("new", JSON, nullable=True),
+    Index("ix_desk_audit_alert", "transaction_id", "model_version"),
 )

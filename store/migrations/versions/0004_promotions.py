@@ -2,8 +2,10 @@
 
 ``promotions`` is the log of promotion decisions: which candidate was compared with which
 production model, on which labelled window, with which numbers and rule, who decided (the gate
-or a named person) and the outcome (``promoted`` / ``rejected``). ``models promote`` by a person
-and the retraining gate both write a row; ``models show`` and ``models list`` read them.
+or a named person) and the outcome (``promoted``; ``rejected``: failed the gate's rule;
+``held``: passed it but was not promoted — ``--promote never``, or another candidate of the
+round won). ``models promote`` by a person and the retraining gate both write a row;
+``models show`` and ``models list`` read them.
 ``model_versions.training`` records where a model's training data came from (CSV or stream,
 event-time window, label counts); NULL for models registered before this revision.
 

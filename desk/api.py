@@ -1,0 +1,182 @@
+"""The desk's JSON API (``/api``; OpenAPI at ``/docs``). Same rules as the pages: viewers read,
+analysts work alerts, admins also manage users; tokens are per user and revocable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from desk import auth, queue, stats, work
+from desk.access import Admin, Analyst, Viewer, do_work
+from schemas.durations import parse_duration
+from schemas.errors import FraudstreamError
+
+router = APIRouter(prefix="/api", tags=["api"])
+ID = Field(min_length=1, max_length=128)
+
+
+def engine_of(request: Request) -> Any:
+    return request.app.state.engine
+
+
+def parse_or_400(params: Any) -> queue.QueueFilter:
+    try:
+        return queue.parse_filter(params)
+    except queue.BadFilter as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+@router.get("/me")
+def me(who: Viewer) -> dict[str, Any]:
+    return {"name": who.user.name, "role": who.user.role, "via": who.via}
+
+
+@router.get("/alerts")
+def list_alerts(
+    request: Request,
+    who: Viewer,
+    status: str = Query("open", description="open, claimed, closed or all"),
+    order: str = Query("newest", description="newest or score"),
+    min_score: str | None = None,
+    max_score: str | None = None,
+    min_amount: str | None = None,
+    max_amount: str | None = None,
+    since: str | None = Query(None, description="event time, ISO, inclusive"),
+    until: str | None = Query(None, description="event time, ISO, exclusive"),
+    model_version: str | None = None,
+    assignee: str | None = None,
+    limit: str | None = Query(None, description=f"1..{queue.MAX_PAGE}, default 50"),
+    cursor: str | None = Query(None, description="next_cursor of the last page"),
+) -> dict[str, Any]:
+    """One page of the queue; pass ``next_cursor`` back as ``cursor`` for the next."""
+    page = queue.list_queue(engine_of(request), parse_or_400(request.query_params))
+    return {"items": page.rows, "next_cursor": page.next_cursor}
+
+
+@router.get("/alerts/{model_version}/{transaction_id:path}")
+def get_alert(
+    request: Request, model_version: int, transaction_id: str, who: Viewer
+) -> dict[str, Any]:
+    """An alert, its explanation, its transaction's labels and decisions, its audit trail."""
+    found = queue.alert_detail(engine_of(request), transaction_id, model_version)
+    if found is None:
+        raise HTTPException(404, f"no alert {transaction_id!r} of model {model_version}")
+    return found
+
+
+class WorkBody(BaseModel):
+    assignee: str | None = Field(None, max_length=64)
+    disposition: work.Disposition | None = None
+    note: str | None = None  # length checked by the work rules (a clear 400)
+    revision: int | None = Field(None, description="refuse (409) if the alert changed since")
+
+
+class AlertRef(BaseModel):
+    transaction_id: str = ID
+    model_version: int = Field(ge=1)
+
+
+class BulkBody(WorkBody):
+    action: Literal["claim", "release", "assign", "disposition"] = "disposition"
+    alerts: list[AlertRef] = Field(min_length=1, max_length=work.MAX_BULK)
+
+
+@router.post("/alerts/bulk")
+def bulk(request: Request, body: BulkBody, who: Analyst) -> dict[str, Any]:
+    """The same action on many alerts, all or nothing (one conflict → 409, nothing written)."""
+    keys = [work.AlertKey(a.transaction_id, a.model_version) for a in body.alerts]
+    options = body.model_dump(exclude={"alerts", "action"})
+    return {"alerts": do_work(request, keys, body.action, who.user, **options)}
+
+
+@router.post("/alerts/{model_version}/{transaction_id:path}/{action}")
+def act(
+    request: Request,
+    model_version: int,
+    transaction_id: str,
+    action: Literal["claim", "release", "assign", "disposition"],
+    who: Analyst,
+    body: WorkBody | None = None,
+) -> dict[str, Any]:
+    """claim / release / assign (``assignee``) / disposition (``disposition``, ``note``)."""
+    options = (body or WorkBody()).model_dump()
+    done = do_work(
+        request, [work.AlertKey(transaction_id, model_version)], action, who.user, **options
+    )
+    return done[0]
+
+
+@router.get("/dashboard")
+def dashboard(request: Request, who: Viewer, mature_after: str = "48h") -> dict[str, Any]:
+    try:
+        window = timedelta(seconds=parse_duration(mature_after, "mature_after"))
+    except FraudstreamError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return stats.dashboard(engine_of(request), window)
+
+
+class TokenBody(BaseModel):
+    name: str = Field("api", min_length=1, max_length=64)
+
+
+@router.post("/tokens")
+def new_token(request: Request, body: TokenBody, who: Viewer) -> dict[str, Any]:
+    """A bearer token for yourself (shown once; only its hash is stored)."""
+    token_id, token = auth.add_token(engine_of(request), who.user.name, body.name)
+    work.record(engine_of(request), who.user.name, "token_add", {"token_id": token_id})
+    return {"id": token_id, "token": token}
+
+
+@router.delete("/tokens/{token_id}")
+def revoke(request: Request, token_id: int, who: Viewer) -> dict[str, Any]:
+    """Revoke one of your tokens (an admin: anyone's)."""
+    if not auth.revoke_token(engine_of(request), token_id, owner=who.user):
+        raise HTTPException(404, f"no live token {token_id} of yours")
+    work.record(engine_of(request), who.user.name, "token_revoke", {"token_id": token_id})
+    return {"revoked": token_id}
+
+
+@router.get("/users")
+def users(request: Request, who: Admin) -> list[dict[str, Any]]:
+    return auth.list_users(engine_of(request))
+
+
+class UserBody(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    role: auth.Role
+
+
+@router.post("/users")
+def add_user(request: Request, body: UserBody, who: Admin) -> dict[str, Any]:
+    """Create a user; the one-time password is in the answer (and nowhere else)."""
+    try:
+        password = auth.add_user(engine_of(request), body.name, body.role)
+    except auth.DeskError as exc:
+        raise HTTPException(409 if "exists" in str(exc) else 400, str(exc)) from None
+    work.record(
+        engine_of(request), who.user.name, "user_add", {"name": body.name, "role": body.role}
+    )
+    return {"name": body.name, "role": body.role, "password": password}
+
+
+class UserChange(BaseModel):
+    role: auth.Role | None = None
+    disabled: bool | None = None
+
+
+@router.patch("/users/{name}")
+def change_user(request: Request, name: str, body: UserChange, who: Admin) -> dict[str, Any]:
+    try:
+        auth.set_user(engine_of(request), name, role=body.role, disabled=body.disabled)
+    except auth.DeskError as exc:
+        raise HTTPException(404, str(exc)) from None
+    work.record(
+        engine_of(request),
+        who.user.name,
+        "user_change",
+        {"name": name, **body.model_dump(exclude_none=True)},
+    )
+    return {"name": name, **body.model_dump(exclude_none=True)}

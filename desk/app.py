@@ -1,0 +1,136 @@
+"""The desk's web application: one FastAPI app serving HTML pages (:mod:`desk.pages`) and the
+JSON API (:mod:`desk.api`, OpenAPI docs at ``/docs``) over the SQL store. Who may do what is
+:mod:`desk.access`; this module adds what every response gets: CSP / no-framing headers,
+capped request bodies, cross-site writes refused (a browser's ``Origin`` must be this site),
+request metrics, and the session secret (``$FRAUDSTREAM_DESK_SECRET``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response
+
+from desk import api, pages
+from desk.access import UNSAFE
+from desk.auth import LoginLimiter, Sessions
+from desk.observe import DeskMetrics
+from desk.work import WorkError
+
+HERE = Path(__file__).parent
+SECRET_ENV = "FRAUDSTREAM_DESK_SECRET"  # noqa: S105 (a variable name)
+MAX_BODY = 256 * 1024
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# Swagger UI (/docs) loads its script and stylesheet from a CDN and starts with an inline script.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
+    "https://fastapi.tiangolo.com; frame-ancestors 'none'"
+)
+log = logging.getLogger("fraudstream.desk")
+
+
+def desk_secret() -> str:
+    """``$FRAUDSTREAM_DESK_SECRET``, or an ephemeral secret (sessions end with the process)."""
+    secret = os.environ.get(SECRET_ENV, "")
+    if len(secret) >= 16:
+        return secret
+    log.warning(
+        "%s is unset or shorter than 16 characters: using an ephemeral secret "
+        "(every session ends when the desk restarts)",
+        SECRET_ENV,
+    )
+    return secrets.token_urlsafe(32)
+
+
+class _Guard(BaseHTTPMiddleware):
+    """Security headers on every response; oversized bodies and cross-site writes refused."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        length = request.headers.get("content-length", "")
+        if request.method in UNSAFE and length.isdigit() and int(length) > MAX_BODY:
+            response: Response = JSONResponse(
+                {"detail": f"request body over {MAX_BODY} bytes"}, status_code=413
+            )
+        elif request.method in UNSAFE and not _same_origin(request):
+            response = JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+        else:
+            started = time.perf_counter()
+            response = await call_next(request)
+            route = request.scope.get("route")
+            request.app.state.metrics.observe(
+                getattr(route, "path", "other"), response.status_code, time.perf_counter() - started
+            )
+        docs = request.url.path in ("/docs", "/redoc")
+        response.headers["Content-Security-Policy"] = DOCS_CSP if docs else CSP
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if not origin or "authorization" in request.headers:  # no browser, or no cookie in play
+        return True
+    host = request.headers.get("host", "")
+    return origin in (f"http://{host}", f"https://{host}")
+
+
+def _when(value: Any) -> str:
+    """A stored timestamp as ``YYYY-MM-DD HH:MM:SS`` UTC (SQLite hands them back naive)."""
+    if value is None:
+        return "–"
+    if getattr(value, "tzinfo", None) is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else str(value)
+
+
+def create_app(
+    engine: Engine, *, secret: str | None = None, limiter: LoginLimiter | None = None
+) -> FastAPI:
+    """The desk over ``engine`` (already migrated: :func:`store.db.connect`)."""
+    app = FastAPI(
+        title="fraudstream desk",
+        version="1",
+        description="The fraud-ops desk: alert queue, detail, work, dashboard. "
+        "Authenticate with `Authorization: Bearer fsd_…` "
+        "(`fraudstream desk token add USER`).",
+    )
+    app.state.engine = engine
+    app.state.sessions = Sessions(secret or desk_secret())
+    app.state.limiter = limiter or LoginLimiter()
+    app.state.metrics = DeskMetrics()
+    app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.state.templates.env.filters["when"] = _when
+    app.add_middleware(_Guard)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.exception_handler(WorkError)
+    async def _work_error(request: Request, exc: WorkError) -> Response:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.get("/metrics", include_in_schema=False)
+    def _metrics() -> Response:
+        return Response(
+            app.state.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    return app

@@ -1,0 +1,320 @@
+"""The desk's server-rendered pages (Jinja2 + vendored htmx): login, queue, alert detail,
+dashboard. Forms post back with the session's CSRF token and are answered with a redirect
+(post/redirect/get), so the browser's back button and reloads never resubmit a verdict."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from desk import auth, charts, queue, stats, work
+from desk.access import COOKIE, Principal, check_csrf, do_work, principal
+
+router = APIRouter(include_in_schema=False)
+STATUS_LABELS = {
+    "confirmed_fraud": "confirmed fraud",
+    "false_positive": "false positive",
+    "inconclusive": "inconclusive",
+}
+
+
+def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request, name, {"labels": STATUS_LABELS, **context}, status_code=status
+    )
+
+
+def _alert_url(model_version: int, transaction_id: str) -> str:
+    return f"/alerts/{model_version}/{quote(transaction_id, safe='')}"
+
+
+def _page_user(request: Request) -> Principal | Response:
+    who = principal(request)
+    if who is None or who.via != "session":
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    return who
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/queue", error: str = "") -> Response:
+    return _render(request, "login.html", {"next": next, "error": error, "user": None})
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    name, password = str(form.get("username", ""))[:64], str(form.get("password", ""))[:256]
+    target = str(form.get("next", "/queue"))
+    target = target if target.startswith("/") and not target.startswith("//") else "/queue"
+    limiter: auth.LoginLimiter = request.app.state.limiter
+    keys = [f"user:{name}", f"ip:{request.client.host if request.client else '-'}"]
+    now = time.monotonic()
+    if limiter.blocked(keys, now):
+        return _render(
+            request,
+            "login.html",
+            {"next": target, "user": None, "error": "Too many failed logins: wait a few minutes."},
+            status=429,
+        )
+    user = auth.authenticate(request.app.state.engine, name, password)
+    if user is None:
+        limiter.failed(keys, now)
+        return _render(
+            request,
+            "login.html",
+            {"next": target, "user": None, "error": "Wrong user name or password."},
+            status=401,
+        )
+    limiter.succeeded(keys)
+    cookie, _ = request.app.state.sessions.issue(user)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=request.app.state.sessions.max_age_s,
+        httponly=True,
+        samesite="strict",
+        path="/",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    who = principal(request)
+    if who is not None:
+        await check_csrf(request, who)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/queue", status_code=303)
+
+
+@router.get("/queue")
+def queue_page(request: Request, msg: str = "") -> Response:
+    who = _page_user(request)
+    if isinstance(who, Response):
+        return who
+    try:
+        f = queue.parse_filter(request.query_params)
+    except queue.BadFilter as exc:
+        f, error = queue.QueueFilter(), str(exc)
+        return _render(request, "queue.html", _queue_context(request, who, f, error, msg), 400)
+    return _render(request, "queue.html", _queue_context(request, who, f, "", msg))
+
+
+def _queue_context(
+    request: Request, who: Principal, f: queue.QueueFilter, error: str, msg: str
+) -> dict[str, Any]:
+    page = queue.list_queue(request.app.state.engine, f)
+    newest = max((r["time_s"] for r in page.rows), default=0.0)
+    return {
+        "user": who.user,
+        "csrf": who.csrf,
+        "f": f,
+        "page": page,
+        "error": error,
+        "msg": msg,
+        "alert_url": _alert_url,
+        "statuses": queue.STATUSES,
+        "next_url": "/queue?" + urlencode(f.query_string(cursor=page.next_cursor))
+        if page.next_cursor
+        else None,
+        "first_url": "/queue?" + urlencode(f.query_string(cursor=None)),
+        "poll_url": "/queue/new?" + urlencode({"after": newest, "status": f.status or "all"})
+        if f.cursor is None
+        else None,
+    }
+
+
+@router.get("/queue/new")
+def new_alerts(request: Request, after: float = 0.0, status: str = "open") -> Response:
+    """The queue polls this (htmx, every 10 s): a link saying how many newer alerts there are."""
+    if principal(request) is None:
+        return HTMLResponse("", status_code=401)
+    wanted = None if status == "all" else status
+    if wanted not in (*queue.STATUSES, None):
+        return HTMLResponse("", status_code=400)
+    n = queue.newer_count(request.app.state.engine, after, wanted)  # type: ignore[arg-type]
+    body = (
+        (
+            f'<a class="new-alerts" href="/queue">{n}{"+" if n >= 100 else ""} new '
+            f"alert{'s' if n != 1 else ''} — show</a>"
+        )
+        if n
+        else ""
+    )
+    return HTMLResponse(body)
+
+
+@router.post("/queue/bulk")
+async def bulk(request: Request) -> Response:
+    who = _page_user(request)
+    if isinstance(who, Response):
+        return who
+    await check_csrf(request, who)
+    form = await request.form()
+    keys = []
+    for value in form.getlist("sel"):
+        version, _, tx = str(value).partition(":")
+        if version.isdigit() and tx:
+            keys.append(work.AlertKey(tx, int(version)))
+    try:
+        done = do_work(
+            request,
+            keys,
+            "disposition",
+            who.user,
+            disposition=str(form.get("disposition", "")),
+            note=str(form.get("note", "")) or None,
+        )
+        msg = f"{len(done)} alert{'s' if len(done) != 1 else ''} closed"
+    except work.WorkError as exc:
+        msg = f"nothing changed: {exc.message}"
+    back = str(form.get("back", "/queue"))
+    back = back if back.startswith("/queue") else "/queue"
+    sep = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{sep}{urlencode({'msg': msg})}", status_code=303)
+
+
+@router.get("/alerts/{model_version}/{transaction_id:path}")
+def detail(request: Request, model_version: int, transaction_id: str, msg: str = "") -> Response:
+    who = _page_user(request)
+    if isinstance(who, Response):
+        return who
+    found = queue.alert_detail(request.app.state.engine, transaction_id, model_version)
+    if found is None:
+        return _render(
+            request,
+            "missing.html",
+            {
+                "user": who.user,
+                "csrf": who.csrf,
+                "what": f"alert {transaction_id} of model {model_version}",
+            },
+            404,
+        )
+    top = (
+        max((abs(f["contribution"]) for f in found["alert"]["explanation"] or []), default=1.0)
+        or 1.0
+    )
+    return _render(
+        request,
+        "detail.html",
+        {
+            "user": who.user,
+            "csrf": who.csrf,
+            "d": found,
+            "a": found["alert"],
+            "msg": msg,
+            "top": top,
+            "dispositions": work.DISPOSITIONS,
+            "max_note": work.MAX_NOTE,
+            "action_url": _alert_url(model_version, transaction_id),
+        },
+    )
+
+
+@router.post("/alerts/{model_version}/{transaction_id:path}/{action}")
+async def act(request: Request, model_version: int, transaction_id: str, action: str) -> Response:
+    who = _page_user(request)
+    if isinstance(who, Response):
+        return who
+    await check_csrf(request, who)
+    form = await request.form()
+    url = _alert_url(model_version, transaction_id)
+    revision = str(form.get("revision", ""))
+    try:
+        if action not in ("claim", "release", "assign", "disposition"):
+            raise work.WorkError(404, f"unknown action {action!r}")
+        do_work(
+            request,
+            [work.AlertKey(transaction_id, model_version)],
+            action,
+            who.user,  # type: ignore[arg-type]
+            assignee=str(form.get("assignee", "")) or None,
+            disposition=str(form.get("disposition", "")) or None,
+            note=str(form.get("note", "")) or None,
+            revision=int(revision) if revision.isdigit() else None,
+        )
+    except work.WorkError as exc:
+        found = queue.alert_detail(request.app.state.engine, transaction_id, model_version)
+        if found is None:
+            return _render(
+                request,
+                "missing.html",
+                {
+                    "user": who.user,
+                    "csrf": who.csrf,
+                    "what": f"alert {transaction_id} of model {model_version}",
+                },
+                404,
+            )
+        return _render(
+            request,
+            "detail.html",
+            {
+                "user": who.user,
+                "csrf": who.csrf,
+                "d": found,
+                "a": found["alert"],
+                "error": exc.message,
+                "top": 1.0,
+                "dispositions": work.DISPOSITIONS,
+                "max_note": work.MAX_NOTE,
+                "action_url": url,
+                "msg": "",
+            },
+            exc.status,
+        )
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/dashboard")
+def dashboard(request: Request) -> Response:
+    who = _page_user(request)
+    if isinstance(who, Response):
+        return who
+    data = stats.dashboard(request.app.state.engine, timedelta(hours=48))
+    rows = data["counts"]["rows"]
+    figures = {
+        "per_hour": charts.bars(
+            [(f"{int(h // 3600) % 24:02d}h", n) for h, n in data["alerts_per_hour"]],
+            title="Alerts per hour (event time, last 48 h)",
+        ),
+        "age": charts.bars(
+            data["queue"]["age"], title="Open and claimed alerts by age", css="bar age"
+        ),
+        "precision": charts.bars(
+            [(p["day"][5:], p["precision"]) for p in data["precision"]],
+            title="Disposition precision per day",
+            top=1.0,
+            css="bar precision",
+        ),
+        "counts": charts.grouped_bars(
+            [
+                (f"v{r['model_version']}", [("tp", r["tp"]), ("fp", r["fp"]), ("fn", r["fn"])])
+                for r in rows
+            ],
+            title="Matured confusion counts per model version",
+        ),
+        "scores": charts.bars(
+            data["scores"], title="Score distribution of alerts", css="bar score"
+        ),
+    }
+    return _render(
+        request,
+        "dashboard.html",
+        {"user": who.user, "csrf": who.csrf, "data": data, "charts": figures, "rows": rows},
+    )

@@ -1,0 +1,112 @@
+"""The dashboard's figures: alerts per hour, queue size and age, disposition precision per day,
+matured confusion counts per model version (:mod:`store.counts`), the score distribution."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, case, func, select
+
+from store.counts import matured_counts
+from store.tables import alerts
+
+HOURS = 48
+SCORE_BINS = 10
+AGE_BUCKETS = (("< 1 h", 3600.0), ("1–24 h", 86400.0), ("> 24 h", None))
+
+
+def _alerts_per_hour(engine: Engine) -> list[tuple[float, int]]:
+    """(hour start in dataset seconds, alerts) for the last :data:`HOURS` hours of event time."""
+    with engine.connect() as conn:
+        latest = conn.execute(select(func.max(alerts.c.time_s))).scalar()
+        if latest is None:
+            return []
+        start = (int(latest // 3600) - HOURS + 1) * 3600.0
+        starts = [start + 3600.0 * i for i in range(HOURS)]
+        t = alerts.c.time_s
+        columns = [
+            func.coalesce(func.sum(case((and_(t >= h, t < h + 3600.0), 1), else_=0)), 0)
+            for h in starts
+        ]
+        counts = conn.execute(select(*columns).where(t >= start)).one()
+    return [(h, int(n)) for h, n in zip(starts, counts, strict=True)]
+
+
+def _queue(engine: Engine, now: datetime) -> dict[str, Any]:
+    """Alerts per status, and the unclosed ones by age and their oldest (one table scan)."""
+    a = alerts.c
+    ages = []
+    for i, (_, limit) in enumerate(AGE_BUCKETS):
+        lower = AGE_BUCKETS[i - 1][1] if i else None
+        cond = [a.created_at > now - timedelta(seconds=limit)] if limit is not None else []
+        if lower is not None:
+            cond.append(a.created_at <= now - timedelta(seconds=lower))
+        ages.append(func.coalesce(func.sum(case((and_(True, *cond), 1), else_=0)), 0))
+    query = select(a.status, func.count(), func.min(a.created_at), *ages).group_by(a.status)
+    with engine.connect() as conn:
+        rows = {r[0]: r[1:] for r in conn.execute(query)}
+    by_status = {s: int(rows[s][0]) if s in rows else 0 for s in ("open", "claimed", "closed")}
+    unclosed = [rows[s] for s in ("open", "claimed") if s in rows]
+    counts = [sum(int(r[2 + k]) for r in unclosed) for k in range(len(AGE_BUCKETS))]
+    oldest = min((r[1] for r in unclosed if r[1] is not None), default=None)
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return {
+        "by_status": by_status,
+        "age": [(label, int(n)) for (label, _), n in zip(AGE_BUCKETS, counts, strict=True)],
+        "oldest_age_s": (now - oldest).total_seconds() if oldest else None,
+    }
+
+
+def _precision_per_day(engine: Engine, days: int = 14) -> list[dict[str, Any]]:
+    """Per day of disposition (UTC): confirmed frauds, false positives and their precision."""
+    per_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(alerts.c.updated_at, alerts.c.disposition)
+            .where(
+                alerts.c.status == "closed",
+                alerts.c.updated_at >= datetime.now(UTC) - timedelta(days=days),
+                alerts.c.disposition.in_(("confirmed_fraud", "false_positive")),
+            )
+            .order_by(alerts.c.updated_at.desc())
+            .limit(20000)
+        )
+        for at, disposition in rows:
+            day = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).date()
+            per_day[day.isoformat()][0 if disposition == "confirmed_fraud" else 1] += 1
+    out = [
+        {"day": d, "fraud": f, "false_positive": fp, "precision": f / (f + fp)}
+        for d, (f, fp) in sorted(per_day.items())
+    ]
+    return out[-days:]
+
+
+def _scores(engine: Engine) -> list[tuple[str, int]]:
+    edges = [i / SCORE_BINS for i in range(SCORE_BINS + 1)]
+    s = alerts.c.score
+    columns = [
+        func.coalesce(
+            func.sum(case((and_(s >= lo, (s < hi) if hi < 1 else s <= hi), 1), else_=0)), 0
+        )
+        for lo, hi in zip(edges, edges[1:], strict=False)
+    ]
+    with engine.connect() as conn:
+        counts = conn.execute(select(*columns)).one()
+    return [(f"{lo:.1f}", int(n)) for lo, n in zip(edges, counts, strict=False)]
+
+
+def dashboard(engine: Engine, mature_after: timedelta = timedelta(hours=48)) -> dict[str, Any]:
+    """Every dashboard figure as plain data (the page draws it; the API returns it)."""
+    now = datetime.now(UTC)
+    counts = matured_counts(engine, mature_after)
+    return {
+        "generated_at": now,
+        "alerts_per_hour": _alerts_per_hour(engine),
+        "queue": _queue(engine, now),
+        "precision": _precision_per_day(engine),
+        "counts": counts.to_dict(),
+        "scores": _scores(engine),
+    }

@@ -1,0 +1,98 @@
+"""Shared by the desk tests: a seeded store (a model version, decisions, alerts with
+explanations), desk users, and logged-in TestClient sessions."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from sqlalchemy import Engine, insert
+
+from desk import auth
+from schemas.events import event_time
+from store.bulk import insert_ignore
+from store.tables import alerts, decisions, model_versions
+
+THRESHOLD = 0.5
+#: argon2 at its cheapest, for tests only (the desk's default costs ~50 ms a hash by design).
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+PASSWORDS: dict[str, str] = {}
+
+
+def seed(engine: Engine, n_alerts: int = 30, n_genuine: int = 20, version: int = 1) -> None:
+    """``n_alerts`` flagged decisions (with alerts) and ``n_genuine`` unflagged ones, one per
+    minute of dataset time; alert i has score 0.5 + i/(2n) and amount 10*(i+1)."""
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(model_versions).values(
+                version=version,
+                created_at=now,
+                strategy="weighted",
+                threshold=THRESHOLD,
+                threshold_policy="max-f1",
+                metrics={},
+                artifact_dir="/nonexistent",
+                manifest_sha256="0" * 64,
+                data_sha256="0" * 64,
+                stage="production",
+            )
+        )
+        rows_d, rows_a = [], []
+        for i in range(n_alerts + n_genuine):
+            flagged = i < n_alerts
+            score = 0.5 + i / (2 * n_alerts) if flagged else 0.1
+            time_s = 60.0 * i
+            tx = f"tx-{i:04d}"
+            common = {
+                "transaction_id": tx,
+                "model_version": version,
+                "score": min(score, 1.0),
+                "threshold": THRESHOLD,
+                "amount": 10.0 * (i + 1),
+                "source_topic": "transactions",
+                "source_partition": 0,
+                "source_offset": i,
+            }
+            rows_d.append(
+                {**common, "flagged": flagged, "event_time": event_time(time_s), "scored_at": now}
+            )
+            if flagged:
+                rows_a.append(
+                    {
+                        **common,
+                        "time_s": time_s,
+                        "created_at": now - timedelta(minutes=n_alerts - i),
+                        "explanation": [
+                            {"feature": "V14", "contribution": 2.5},
+                            {"feature": "V4", "contribution": -0.7},
+                        ],
+                    }
+                )
+        insert_ignore(conn, decisions, rows_d)
+        insert_ignore(conn, alerts, rows_a)
+
+
+def add_users(engine: Engine) -> dict[str, str]:
+    """viewer ``vera``, analysts ``ann`` and ``bob``, admin ``ada``: name → password."""
+    for name, role in (
+        ("vera", "viewer"),
+        ("ann", "analyst"),
+        ("bob", "analyst"),
+        ("ada", "admin"),
+    ):
+        PASSWORDS[name] = auth.add_user(engine, name, role)  # type: ignore[arg-type]
+    return dict(PASSWORDS)
+
+
+def login(client, name: str, password: str) -> str:  # type: ignore[no-untyped-def]
+    """Log ``client`` in; return the session's CSRF token (as the pages carry it)."""
+    response = client.post(
+        "/login", data={"username": name, "password": password}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+    page = client.get("/queue")
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text[:500]
+    return found.group(1)

@@ -1,0 +1,167 @@
+"""A real browser on the desk: Debian's chromium + chromium-driver, headless, via Selenium.
+
+Logs in, filters the queue, opens an alert, records a disposition, and sees the dashboard's
+matured counts change; saves screenshots of the queue, the detail page and the dashboard under
+the test's tmp dir (or ``$FRAUDSTREAM_DESK_SCREENSHOTS``). With ``CI=true`` a missing chromium
+fails the test instead of skipping it (``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+import fraudstream_cli
+from desk import auth
+from desk.app import create_app
+from store.db import connect
+from tests.conftest import in_ci
+from tests.desk_fixtures import CHEAP_HASHER, seed
+
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def _need_browser() -> None:
+    missing = [p for p in (CHROMIUM, DRIVER) if not os.path.exists(p)]
+    if missing:
+        message = f"{' and '.join(missing)} missing: apt-get install chromium chromium-driver"
+        pytest.fail(message) if in_ci() else pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    engine = connect(url)
+    seed(engine, n_alerts=40, n_genuine=20)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert (
+            fraudstream_cli.main(["desk", "user", "add", "ann", "--role", "analyst", "--db", url])
+            == 0
+        )
+    password = out.getvalue().strip().splitlines()[-1]
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(engine, secret="x" * 32), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", password
+    server.should_exit = True
+    thread.join(10)
+    engine.dispose()
+
+
+def _gone(element) -> bool:
+    """True once ``element``'s page was replaced (chromium reports that as a stale element or,
+    mid-navigation, as an inspector error)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        element.is_enabled()
+    except WebDriverException:
+        return True
+    return False
+
+
+@pytest.fixture
+def browser():
+    _need_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,900",
+        "--force-device-scale-factor=1",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.implicitly_wait(3)
+    yield driver
+    driver.quit()
+
+
+def test_analyst_works_an_alert_in_a_real_browser(served, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def click_and_load(element_id):  # a click returns before the next page has loaded
+        old = b.find_element(By.TAG_NAME, "html")
+        b.find_element(By.ID, element_id).click()
+        WebDriverWait(b, 10).until(lambda d: _gone(old))
+        WebDriverWait(b, 10).until(
+            lambda d: d.execute_script("return document.readyState") == "complete"
+        )
+
+    base, password = served
+    shots = Path(os.environ.get("FRAUDSTREAM_DESK_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    b = browser
+    b.get(f"{base}/queue")
+    assert "/login" in b.current_url
+    b.find_element(By.ID, "username").send_keys("ann")
+    b.find_element(By.ID, "password").send_keys(password)
+    click_and_load("login")
+    assert b.current_url.endswith("/queue")
+    b.get(f"{base}/dashboard")
+    tp_before = int(b.find_element(By.ID, "tp-v1").text)
+
+    b.get(f"{base}/queue")
+    b.find_element(By.ID, "f-min-score").send_keys("0.9")
+    click_and_load("apply")
+    assert "min_score=0.9" in b.current_url
+    rows = b.find_elements(By.CSS_SELECTOR, "a.alert-link")
+    assert rows and len(rows) == 8  # scores >= 0.9 of the 40 seeded alerts
+    assert b.execute_script("return typeof htmx") == "object"  # vendored, allowed by the CSP
+    assert b.find_element(By.ID, "new-alerts").get_attribute("hx-trigger") == "every 10s"
+    b.save_screenshot(str(shots / "queue.png"))
+
+    b.execute_script("arguments[0].id = 'first-alert'", rows[0])
+    click_and_load("first-alert")
+    assert "tx-0039" in b.find_element(By.TAG_NAME, "h1").text
+    assert "V14" in b.page_source  # the explanation
+    click_and_load("claim")
+    assert b.find_element(By.ID, "release")  # claimed: now it can be released
+    b.find_element(By.ID, "d-confirmed_fraud").click()
+    b.find_element(By.ID, "note").send_keys("cardholder confirmed they did not pay")
+    b.save_screenshot(str(shots / "detail.png"))
+    click_and_load("dispose")
+    assert "closed" in b.find_element(By.TAG_NAME, "h1").text
+    history = b.page_source
+    assert "analyst" in history and "(current)" in history
+    b.save_screenshot(str(shots / "detail-closed.png"))
+
+    b.set_window_size(1280, 1500)  # the whole dashboard, counts table included
+    b.get(f"{base}/dashboard")
+    assert int(b.find_element(By.ID, "tp-v1").text) == tp_before + 1
+    assert int(b.find_element(By.ID, "closed-count").text) == 1
+    assert b.find_elements(By.CSS_SELECTOR, "svg.chart")
+    b.save_screenshot(str(shots / "dashboard.png"))
+    for name in ("queue.png", "detail.png", "dashboard.png"):
+        assert (shots / name).stat().st_size > 10_000
