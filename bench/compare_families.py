@@ -36,15 +36,14 @@ TARGET_PRECISION = 0.80
 
 
 def figures(y: np.ndarray, p: np.ndarray, neg_weight: float) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
-    w = np.where(y == 1, 1.0, neg_weight)
-    precision, recall, _ = precision_recall_curve(y, p, sample_weight=w)
-    reached = precision >= TARGET_PRECISION
+    from trainer.metrics import recall_at_precision, reweighted
+
     return {
         "roc_auc": float(roc_auc_score(y, p)),
-        "auprc_reweighted": float(average_precision_score(y, p, sample_weight=w)),
-        "recall_at_p80_reweighted": float(recall[reached].max()) if reached.any() else 0.0,
+        "auprc_reweighted": reweighted(y, p, 0.5, neg_weight)["prc"],
+        "recall_at_p80_reweighted": recall_at_precision(y, p, TARGET_PRECISION, neg_weight),
         "auprc_sample": float(average_precision_score(y, p)),
     }
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The main job end to end on embedded defaults (local Kafka broker, SQLite):
-# data → train on the earlier hours → broker up → replay the later hours with delayed labels →
-# score → counts before the truth arrives → label sink → counts after → alerts → how to look.
+# data → train v1 on the earlier hours → broker up → a running scorer → replay part 1 of the later
+# hours with delayed labels → counts before the truth arrives → label sink → counts after →
+# retrain from the stream (challengers, gate) → the scorer hot-reloads the promoted model →
+# replay part 2 → counts per model version → alerts → how to look.
 # Env: CSV=path/to/creditcard.csv (else the tutorial URL if reachable, else a synthetic stand-in),
 #      KAFKA_PORT (default 9092), EPOCHS (default 100), SPEEDUP (default: as fast as possible),
-#      TRAIN_SHARE (default 0.6: the first 60 % of rows by Time train the model, the rest replay),
+#      TRAIN_SHARE (default 0.5: the first half of the rows by Time train v1, the rest replay:
+#      two thirds before the retraining round, one third after),
 #      LABEL_DELAY (default 6h: fraud labels arrive this long after the transaction).
 # Each run starts from a fresh demo home (.fraudstream/demo): models, database and broker data.
 set -euo pipefail
@@ -42,7 +45,7 @@ with open(sys.argv[1], "rb") as f:
     print(sum(1 for _ in f) - 1)
 PYEOF
 )
-TRAIN_ROWS=$($PY -c "print(int($ROWS * float('${TRAIN_SHARE:-0.6}')))")
+TRAIN_ROWS=$($PY -c "print(int($ROWS * float('${TRAIN_SHARE:-0.5}')))")
 head -n "$((TRAIN_ROWS + 1))" "$DATA" > "$FRAUDSTREAM_HOME/train.csv"
 if [ -f "$DATA.synthetic.json" ]; then cp "$DATA.synthetic.json" "$FRAUDSTREAM_HOME/train.csv.synthetic.json"; fi
 echo "$ROWS rows (sorted by Time): the first $TRAIN_ROWS train the model; rows $((TRAIN_ROWS + 1))..$ROWS are replayed"
@@ -51,15 +54,50 @@ step "train and register (class-weighted model, threshold chosen on validation)"
 $FS train --csv "$FRAUDSTREAM_HOME/train.csv" --epochs "${EPOCHS:-100}"
 
 step "local Apache Kafka broker"
-trap '$FS kafka down --data-dir "$FRAUDSTREAM_HOME/kafka" >/dev/null 2>&1 || true' EXIT
+SCORER_PID=""
+cleanup() {
+  if [ -n "$SCORER_PID" ] && kill -0 "$SCORER_PID" 2>/dev/null; then kill -TERM "$SCORER_PID"; wait "$SCORER_PID" || true; fi
+  $FS kafka down --data-dir "$FRAUDSTREAM_HOME/kafka" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 $FS kafka up --data-dir "$FRAUDSTREAM_HOME/kafka" --port "$PORT"
 
-step "replay the later rows onto 'transactions'; each fraud's label follows $DELAY later on 'labels'"
-$FS replay --csv "$DATA" --skip "$TRAIN_ROWS" --topic transactions --partitions 3 \
-  --labels "delayed:$DELAY" ${SPEEDUP:+--speedup "$SPEEDUP"}
+# Waits until the running scorer has decided $1 distinct transactions (or fails if it died).
+wait_decided() {
+  $PY - "$1" "$SCORER_PID" <<'PYEOF'
+import os, sys, time
+from sqlalchemy import create_engine, text
+want, pid = int(sys.argv[1]), int(sys.argv[2])
+engine = create_engine(os.environ["FRAUDSTREAM_DB_URL"])
+deadline = time.monotonic() + 3600
+while True:
+    with engine.connect() as conn:
+        n = conn.execute(text("SELECT count(DISTINCT transaction_id) FROM decisions")).scalar()
+    if n >= want:
+        break
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(f"the scorer exited after deciding {n:,} of {want:,} transactions: see scorer.log")
+    if time.monotonic() > deadline:
+        sys.exit(f"the scorer decided only {n:,} of {want:,} transactions in an hour")
+    time.sleep(2)
+print(f"the scorer has decided {n:,} transactions")
+PYEOF
+}
 
-step "score until idle (10 s without events)"
-$FS score --topic transactions --until-idle 10
+REST=$((ROWS - TRAIN_ROWS))
+PART1=$((REST * 2 / 3))
+step "start the scorer (consumer group fraudstream-scorer); it checks the registry every 2 s for a newly promoted model"
+$FS score --topic transactions --reload-check 2 --json \
+  > "$FRAUDSTREAM_HOME/scorer.json" 2> "$FRAUDSTREAM_HOME/scorer.log" &
+SCORER_PID=$!
+echo "scorer pid $SCORER_PID (log: $FRAUDSTREAM_HOME/scorer.log)"
+
+step "replay part 1 (rows $((TRAIN_ROWS + 1))..$((TRAIN_ROWS + PART1))) onto 'transactions'; each fraud's label follows $DELAY later on 'labels'"
+$FS replay --csv "$DATA" --skip "$TRAIN_ROWS" --limit "$PART1" --topic transactions --partitions 3 \
+  --labels "delayed:$DELAY" ${SPEEDUP:+--speedup "$SPEEDUP"}
+wait_decided "$PART1"
 
 step "counts BEFORE the truth has arrived (the label sink has not run yet)"
 echo "No label yet means genuine once mature: every alert looks like a false positive, every"
@@ -71,6 +109,43 @@ $FS labels consume --until-idle 5
 
 step "counts AFTER: labelled decisions, plus unlabelled ones older than $DELAY counted as genuine"
 $FS counts --mature-after "$DELAY"
+
+step "retrain from what the system saw: events read back from Kafka, labels from the store, split out of time"
+echo "Challengers: the Keras net again and gradient-boosted trees (XGBoost). The gate compares each"
+echo "with production (v1) on the most recent labelled slice and promotes only a clear winner."
+$FS retrain --family dense --family xgboost --mature-after "$DELAY" --epochs "${EPOCHS:-100}" \
+  --promote auto
+$FS models list
+PRODUCTION=$($PY -c "
+from store.db import connect
+from store import registry
+print(registry.get(connect(create=False), 'production').version)")
+if [ "$PRODUCTION" = 1 ]; then
+  BEST=$($PY -c "
+from store.db import connect
+from store import registry
+print(max(r.version for r in registry.list_versions(connect(create=False)) if r.stage == 'candidate'))")
+  echo
+  echo "The gate kept v1 (its reasons are above). To show the rest of the lifecycle anyway, a person"
+  echo "promotes v$BEST — recorded as person:demo, beside the gate's verdict:"
+  $FS models promote "$BEST" --by demo
+  PRODUCTION=$BEST
+fi
+echo "the running scorer switches to v$PRODUCTION at its next batch boundary (no restart)"
+
+step "replay part 2 (rows $((TRAIN_ROWS + PART1 + 1))..$ROWS): scored by v$PRODUCTION"
+$FS replay --csv "$DATA" --skip "$((TRAIN_ROWS + PART1))" --topic transactions \
+  --labels "delayed:$DELAY" ${SPEEDUP:+--speedup "$SPEEDUP"}
+wait_decided "$REST"
+echo "from the scorer's log:"
+grep -h "switching from model" "$FRAUDSTREAM_HOME/scorer.log" | sed 's/^/  /' || true
+$FS labels consume --until-idle 5
+kill -TERM "$SCORER_PID"; wait "$SCORER_PID" || true
+SCORER_PID=""
+echo "scorer summary: $(tail -1 "$FRAUDSTREAM_HOME/scorer.json")"
+
+step "counts per model version: each version on the events it scored"
+$FS counts --mature-after "$DELAY" --by version
 step "the same by event-time day (cohorts: the newest day is still maturing)"
 $FS counts --mature-after "$DELAY" --by day
 step "top alerts, with each transaction's current label"
@@ -88,8 +163,11 @@ The broker stops now; the database, models and report stay in $FRAUDSTREAM_HOME.
   .venv/bin/fraudstream alerts list --order newest --limit 20
   .venv/bin/fraudstream alerts show ${TOP:-TRANSACTION_ID}   # one transaction: alerts, decisions, labels
   .venv/bin/fraudstream alerts list --limit 0 --format csv > alerts.csv
-  .venv/bin/fraudstream models show
+  .venv/bin/fraudstream models show          # production: why it is there (gate or person)
+  .venv/bin/fraudstream models promote 1 --by you     # rollback: a running scorer switches back within seconds
   xdg-open $(ls "$FRAUDSTREAM_HOME"/reports/*/index.html | head -1)   # the training report
+The fraud-ops desk on this data (a fresh analyst login is printed; Ctrl-C stops it):
+  make desk          # then open http://127.0.0.1:8080/
 (source .venv/bin/activate to type just 'fraudstream'; every command has --help)
 MSG
 step "broker down"

@@ -33,6 +33,11 @@ def event_time(time_s: float) -> datetime:
     """The absolute event time (UTC) of a transaction ``time_s`` seconds into the dataset."""
     return DATASET_EPOCH + timedelta(seconds=time_s)
 
+
+def dataset_seconds(when: datetime) -> float:
+    """The inverse of :func:`event_time`: seconds of ``when`` (aware) since the dataset epoch."""
+    return (when - DATASET_EPOCH).total_seconds()
+
 #: Events larger than this (bytes) are rejected before parsing.
 MAX_EVENT_BYTES = 16_384
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import time
 from typing import Any
 
 DEFAULT_LAST = 20_000
@@ -46,42 +44,10 @@ def register_drift(sub: Any) -> None:
 
 
 def read_last(bootstrap: str, topic: str, last: int, timeout_s: float = 60.0) -> list[Any]:
-    """The last ``last`` records of ``topic``, split over its partitions in proportion to what
-    each holds."""
-    from kafka import KafkaConsumer, TopicPartition
+    """The last ``last`` records of ``topic`` (:func:`stream.readback.read_back`)."""
+    from stream.readback import read_back
 
-    from schemas.errors import FraudstreamError
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, isolation_level="read_committed",
-                             client_id="fraudstream-drift", fetch_max_bytes=32 * 1024 * 1024)
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise FraudstreamError(f"topic '{topic}' does not exist (or has no partitions)")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        begin, end = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
-        held = {tp: end[tp] - begin[tp] for tp in tps}
-        total = sum(held.values())
-        start = {}
-        for tp in tps:
-            take = held[tp] if total <= last else math.ceil(last * held[tp] / total)
-            start[tp] = end[tp] - min(take, held[tp])
-            consumer.seek(tp, start[tp])
-        records: list[Any] = []
-        pending = {tp for tp in tps if start[tp] < end[tp]}
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            for tp, batch in consumer.poll(timeout_ms=500, max_records=10_000).items():
-                records.extend(r for r in batch if r.offset < end[tp])
-            pending = {tp for tp in pending if consumer.position(tp) < end[tp]}
-        if pending:
-            raise FraudstreamError(f"timed out reading back {topic} ({len(records)} events read)")
-    finally:
-        consumer.close()
-    records.sort(key=lambda r: r.timestamp)
-    return records[-last:] if len(records) > last else records
+    return read_back(bootstrap, topic, last, timeout_s=timeout_s, client_id="fraudstream-drift")
 
 
 def drift_report(records: list[Any], model: Any, window_s: float | None = None) -> dict[str, Any]:

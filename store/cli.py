@@ -38,8 +38,13 @@ def register(sub: Any) -> None:
     promote = msub.add_parser("promote", help="make a version the production model (the "
                               "current one is archived)", formatter_class=_DEFAULTS)
     promote.add_argument("version", type=int, help="the version number to promote")
+    promote.add_argument("--by", metavar="NAME",
+                         help="who decides, recorded as person:NAME (default: $USER)")
     _db_flag(promote, json_help="the promoted model's full record as JSON")
     promote.set_defaults(func=run_models)
+    from store.compare import register_compare
+
+    register_compare(msub, _DEFAULTS)
 
     alerts = sub.add_parser("alerts", help="flagged transactions: list, filter, export, show one",
                             formatter_class=_DEFAULTS)
@@ -116,11 +121,27 @@ def _report_path(version: int) -> Path:
     return home() / "reports" / f"v{version}" / "index.html"
 
 
-def _full_record(record: Any) -> dict[str, Any]:
+def _full_record(record: Any, promotion: Any = None) -> dict[str, Any]:
     report = _report_path(record.version)
     return {**record.summary(), "metrics": record.metrics, "data_sha256": record.data_sha256,
             "manifest_sha256": record.manifest_sha256,
-            "report": str(report) if report.is_file() else None}
+            "report": str(report) if report.is_file() else None,
+            "training": record.training,
+            "promotion": promotion.to_dict() if promotion is not None else None}
+
+
+def promotion_lines(record: Any, promotion: Any) -> list[str]:
+    """What ``models show`` says of the training data and the latest promotion decision."""
+    lines = []
+    training = record.training or {}
+    if training.get("window"):
+        w, labels = training["window"], training.get("labels") or {}
+        lines.append(f"trained on {training.get('source')} events {w['first_event'][:19]} .. "
+                     f"{w['last_event'][:19]} ({training.get('rows', 0):,} rows, "
+                     f"{training.get('frauds', 0):,} frauds"
+                     + (f"; {labels['left_out']:,} too recent to label left out"
+                        if "left_out" in labels else "") + ")")
+    return lines + (promotion.lines() if promotion is not None else [])
 
 
 def _num(value: Any, *, count: bool = False) -> str:
@@ -164,13 +185,16 @@ def run_models(args: argparse.Namespace) -> int:
     from store.db import connect
 
     engine = connect(args.db, create=False)
+    latest = registry.latest_promotions(engine)
     if args.models_command == "list":
         records = registry.list_versions(engine)
-        _print([r.summary() for r in records], args.json,
+        _print([{**r.summary(), "promotion": latest[r.version].to_dict()
+                 if r.version in latest else None} for r in records], args.json,
                [f"v{r.version:<4} {r.stage:<10} "
                 f"{_kind(r):<10} threshold={r.threshold:.4f} "
                 f"test_auc={_num(r.metrics.get('test', {}).get('threshold', {}).get('auc'))} "
                 f"{r.created_at:%Y-%m-%d %H:%M}"
+                + (f"  {latest[r.version].line()}" if r.version in latest else "")
                 for r in records] or ["no models registered"])
         return 0
     if args.models_command == "promote":
@@ -178,10 +202,19 @@ def run_models(args: argparse.Namespace) -> int:
             previous: int | None = registry.get(engine, "production").version
         except FraudstreamError:
             previous = None
-        record = registry.promote(engine, args.version)
+        from store.compare import live_evidence
+
+        live = live_evidence(engine, args.version, previous)  # `models compare`, if any
+        span = live["window"] if live else None
+        record = registry.promote(
+            engine, args.version, decided_by=f"person:{_person(args)}",
+            comparison={"live": live} if live else None,
+            window=(datetime.fromisoformat(span["start"]), datetime.fromisoformat(span["end"]))
+            if span else None)
         if args.json:
-            print(json.dumps({**_full_record(record), "previous_production": previous},
-                             default=str))
+            print(json.dumps({**_full_record(record, registry.latest_promotions(engine)
+                                             .get(record.version)),
+                              "previous_production": previous}, default=str))
         elif previous == record.version:
             print(f"model {record.version} is already production")
         else:
@@ -189,8 +222,29 @@ def run_models(args: argparse.Namespace) -> int:
             print(f"model {record.version} is now production ({was})")
         return 0
     record = registry.get(engine, args.version)
-    _print(_full_record(record), args.json, model_summary_lines(record))
+    promotion = latest.get(record.version)
+    _print(_full_record(record, promotion), args.json,
+           model_summary_lines(record) + promotion_lines(record, promotion))
     return 0
+
+
+def _person(args: argparse.Namespace) -> str:
+    """Who promotes: ``--by``, else the login name ($USER), else "unknown"."""
+    import getpass
+
+    from schemas.errors import FraudstreamError
+
+    if args.by is not None:
+        name = args.by.strip()
+        if not name or any(ch.isspace() or not ch.isprintable() for ch in name) \
+                or len(name) > 100:
+            raise FraudstreamError(f"--by must be a name without spaces (at most 100 "
+                                   f"characters), not {args.by!r}")
+        return name
+    try:
+        return getpass.getuser() or "unknown"
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _parse_time(flag: str, value: str | None) -> datetime | None:
@@ -204,6 +258,9 @@ def _parse_time(flag: str, value: str | None) -> datetime | None:
         raise FraudstreamError(f"{flag}: not an ISO date or timestamp: {value!r} "
                                "(e.g. 2013-09-02 or 2013-09-02T06:00)") from exc
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+parse_time = _parse_time  # public: `retrain --since/--until` read times the same way
 
 
 def alert_filter(args: argparse.Namespace) -> Any:

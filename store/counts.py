@@ -10,6 +10,7 @@ change them, and any figure can be recomputed offline.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -74,6 +75,26 @@ def _day(engine: Engine, column: Any) -> Any:
     return func.substr(column, 1, 10)  # SQLite stores "YYYY-MM-DD HH:MM:SS..." in UTC
 
 
+def maturity_cutoff(as_of: datetime, mature_after: timedelta) -> datetime:
+    """The maturity rule: an unlabelled decision (or event) whose event time is at or before
+    this instant is mature (counts as genuine); a later one is pending. Retraining
+    (:mod:`trainer.retrain`) uses the same rule for events read back from Kafka."""
+    return as_of - mature_after
+
+
+def decided_by_all(versions: Sequence[int]) -> Any:
+    """A condition on ``decisions`` rows: the row belongs to one of ``versions`` and its
+    transaction was decided by every one of them (the common ground ``models compare`` uses)."""
+    d = decisions.c
+    condition = d.model_version.in_(list(versions))
+    for version in versions:
+        other = decisions.alias(f"decided_by_v{version}")
+        condition = and_(condition, select(other.c.transaction_id).where(
+            other.c.transaction_id == d.transaction_id, other.c.model_version == version)
+            .exists())
+    return condition
+
+
 def stream_clock(engine: Engine) -> datetime | None:
     """The latest event time in the decision log (None when nothing was decided)."""
     with engine.connect() as conn:
@@ -81,16 +102,19 @@ def stream_clock(engine: Engine) -> datetime | None:
 
 
 def matured_counts(engine: Engine, mature_after: timedelta = timedelta(0), *,
-                   as_of: datetime | None = None, by_day: bool = False) -> CountsReport:
+                   as_of: datetime | None = None, by_day: bool = False,
+                   common_to: Sequence[int] | None = None) -> CountsReport:
     """tp/fp/tn/fn per model version (and per event-time day) over labelled decisions plus
-    mature unlabelled ones counted as genuine; ``pending`` the rest."""
+    mature unlabelled ones counted as genuine; ``pending`` the rest. ``common_to``: only those
+    versions, on the transactions every one of them decided (:func:`decided_by_all`)."""
     as_of = as_of or stream_clock(engine)
     if as_of is None:
         return CountsReport(None, mature_after, [], _orphans(engine))
     d, truth = decisions.c, current_labels()
     fraud = truth.c.is_fraud == 1
+    cutoff = maturity_cutoff(as_of, mature_after)
     genuine = or_(truth.c.is_fraud == 0,
-                  and_(truth.c.is_fraud.is_(None), d.event_time <= as_of - mature_after))
+                  and_(truth.c.is_fraud.is_(None), d.event_time <= cutoff))
     flag = d.flagged.is_(True)
 
     def total(condition: Any) -> Any:
@@ -101,13 +125,15 @@ def matured_counts(engine: Engine, mature_after: timedelta = timedelta(0), *,
         d.model_version, day, func.count().label("decisions"),
         total(and_(fraud, flag)).label("tp"), total(and_(genuine, flag)).label("fp"),
         total(and_(genuine, not_(flag))).label("tn"), total(and_(fraud, not_(flag))).label("fn"),
-        total(and_(truth.c.is_fraud.is_(None), d.event_time > as_of - mature_after))
+        total(and_(truth.c.is_fraud.is_(None), d.event_time > cutoff))
         .label("pending"),
         total(truth.c.is_fraud.is_not(None)).label("labelled"),
         func.coalesce(func.sum(case((fraud, d.amount), else_=0.0)), 0.0).label("fraud_amount"),
         func.coalesce(func.sum(case((and_(fraud, flag), d.amount), else_=0.0)), 0.0)
         .label("caught_amount"))
         .select_from(decisions.outerjoin(truth, truth.c.transaction_id == d.transaction_id)))
+    if common_to is not None:
+        query = query.where(decided_by_all(common_to))
     groups = [d.model_version, day] if by_day else [d.model_version]
     query = query.group_by(*groups).order_by(*groups)
     with engine.connect() as conn:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, delete, select
 
-from schemas.events import DATASET_EPOCH, event_time
+from schemas.events import dataset_seconds, event_time
 from store.tables import alerts, decisions, labels
 from store.truth import current_labels
 
@@ -51,11 +51,6 @@ class AlertFilter:
     label: LabelFilter | None = None  # "none" = no label yet
 
 
-def _dataset_seconds(when: datetime) -> float:
-    """Event time → the ``time_s`` the scorer stored (seconds since the dataset epoch)."""
-    return (when - DATASET_EPOCH).total_seconds()
-
-
 def list_alerts(engine: Engine, *, order: AlertOrder = "score", limit: int | None = 20,
                 where: AlertFilter = AlertFilter()) -> list[dict[str, Any]]:
     """Alerts matching ``where``, each with its transaction's current label (``label``:
@@ -71,9 +66,9 @@ def list_alerts(engine: Engine, *, order: AlertOrder = "score", limit: int | Non
     if where.max_score is not None:
         query = query.where(a.score <= where.max_score)
     if where.since is not None:
-        query = query.where(a.time_s >= _dataset_seconds(where.since))
+        query = query.where(a.time_s >= dataset_seconds(where.since))
     if where.until is not None:
-        query = query.where(a.time_s < _dataset_seconds(where.until))
+        query = query.where(a.time_s < dataset_seconds(where.until))
     if where.model_version is not None:
         query = query.where(a.model_version == where.model_version)
     if where.label == "none":

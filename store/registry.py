@@ -7,6 +7,11 @@ The manifest and the row name the model ``family`` (:mod:`models`); the scorer l
 family's framework-free scoring form, so a family swapped on disk is refused like any change.
 Stages: the first model is ``production``, later ones ``candidate`` until promoted; the
 production model it replaces becomes ``archived``.
+
+Promotion is a recorded decision: every promotion (by the retraining gate or a person) and every
+candidate the gate turned down or held back is a row of ``promotions`` (:class:`PromotionRecord`:
+what was compared with what, on which event-time window, with which numbers and rule, by whom).
+A model's ``training`` records where its training data came from (source, window, label counts).
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from schemas.errors import FraudstreamError
 from store.settings import home as default_home
-from store.tables import model_versions
+from store.tables import model_versions, promotions
 
 MANIFEST = "manifest.json"
 
@@ -46,6 +51,7 @@ class ModelRecord:
     data_sha256: str
     stage: str
     family: str = "dense"
+    training: dict[str, Any] | None = None  # source, event-time window, label counts (0004)
 
     def path(self, home: Path | None = None) -> Path:
         return (home or default_home()) / self.artifact_dir
@@ -71,10 +77,12 @@ def _record(row: Any) -> ModelRecord:
 
 def register(engine: Engine, staging: Path, *, strategy: str, threshold: float,
              threshold_policy: str, metrics: dict[str, Any], data_sha256: str,
-             home: Path | None = None, family: str = "dense") -> ModelRecord:
+             home: Path | None = None, family: str = "dense",
+             training: dict[str, Any] | None = None) -> ModelRecord:
     """Move the files in ``staging`` to ``models/<next version>/`` with a manifest; add the row.
 
-    ``family`` names the model family whose scoring form the files hold (``models.FAMILIES``).
+    ``family`` names the model family whose scoring form the files hold (``models.FAMILIES``);
+    ``training`` is the training data's provenance (JSON-ready; stored as is).
     """
     from models import FAMILIES
 
@@ -103,7 +111,8 @@ def register(engine: Engine, staging: Path, *, strategy: str, threshold: float,
                "threshold": float(threshold), "threshold_policy": threshold_policy,
                "metrics": metrics, "artifact_dir": f"models/{version}",
                "manifest_sha256": manifest_sha, "data_sha256": data_sha256,
-               "stage": "candidate" if has_production else "production", "family": family}
+               "stage": "candidate" if has_production else "production", "family": family,
+               "training": training}
         try:
             with engine.begin() as conn:
                 conn.execute(model_versions.insert().values(**row))
@@ -139,15 +148,121 @@ def list_versions(engine: Engine) -> list[ModelRecord]:
     return [_record(r) for r in rows]
 
 
-def promote(engine: Engine, version: int) -> ModelRecord:
-    """Make ``version`` the production model; the previous production model is archived."""
+#: Outcomes of a promotion decision: made production; failed the gate's rule; passed it but not
+#: made production (``--promote never``, or another candidate of the round won).
+OUTCOMES = ("promoted", "rejected", "held")
+
+
+@dataclass(frozen=True)
+class PromotionRecord:
+    """One promotion decision (a ``promotions`` row). ``decided_by`` is ``gate`` or
+    ``person:<name>``; ``window_start``/``window_end`` bound the event times of the labelled
+    slice compared; ``comparison`` holds the figures of both models and the rule's checks."""
+
+    id: int
+    version: int
+    previous_version: int | None
+    outcome: str
+    decided_by: str
+    decided_at: datetime
+    rule: str | None
+    window_start: datetime | None
+    window_end: datetime | None
+    comparison: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v)
+                for k, v in self.__dict__.items()}
+
+    def line(self) -> str:
+        """One line for people: ``promoted by gate 2026-11-28 13:02 (was v1)``."""
+        was = f" (production was v{self.previous_version})" if self.previous_version else ""
+        return f"{self.outcome} by {self.decided_by} {self.decided_at:%Y-%m-%d %H:%M}{was}"
+
+    def lines(self) -> list[str]:
+        """What ``models show`` prints of it: the line, the rule, the slice and its figures (the
+        gate's verdict, or the live ``models compare`` evidence a person promoted on)."""
+        out = [f"last decision: {self.line()}"]
+        if self.rule:
+            out.append(f"  rule: {self.rule}")
+        comparison = self.comparison or {}
+        span = "" if self.window_start is None or self.window_end is None else (
+            f" on events {self.window_start:%Y-%m-%d %H:%M} .. {self.window_end:%Y-%m-%d %H:%M}")
+        if comparison.get("reason"):
+            out.append(f"  gate{span}: {comparison['reason']}")
+        live = comparison.get("live")
+        if live:
+            figures = ", ".join(
+                f"v{v} auprc {m['auprc']:.4f} recall {m['recall'] or 0:.4f}" if m["auprc"]
+                is not None else f"v{v} recall {m['recall'] or 0:.4f}"
+                for v, m in live["models"].items())
+            out.append(f"  live evidence{span}: {live['matured']:,} matured transactions "
+                       f"({live['frauds']:,} frauds): {figures}")
+        return out
+
+
+Window = tuple[datetime, datetime] | None
+
+
+def _insert_promotion(conn: Connection, version: int, previous: int | None, outcome: str,
+                      decided_by: str, rule: str | None, window: Window,
+                      comparison: dict[str, Any] | None) -> None:
+    if outcome not in OUTCOMES:
+        raise FraudstreamError(f"promotion outcome must be one of {', '.join(OUTCOMES)}, "
+                               f"not {outcome!r}")
+    if not (decided_by == "gate" or (decided_by.startswith("person:") and len(decided_by) > 7)):
+        raise FraudstreamError(f"decided_by must be 'gate' or 'person:<name>', not "
+                               f"{decided_by!r}")
+    conn.execute(promotions.insert().values(
+        version=version, previous_version=previous, outcome=outcome, decided_by=decided_by,
+        decided_at=datetime.now(UTC), rule=rule,
+        window_start=window[0] if window else None, window_end=window[1] if window else None,
+        comparison=comparison))
+
+
+def promote(engine: Engine, version: int, *, decided_by: str = "person:unknown",
+            rule: str | None = None, window: Window = None,
+            comparison: dict[str, Any] | None = None) -> ModelRecord:
+    """Make ``version`` the production model; the previous production model is archived. The
+    decision is recorded in ``promotions`` in the same database transaction (nothing is recorded
+    when ``version`` is production already)."""
     target = get(engine, version)
     with engine.begin() as conn:
-        conn.execute(update(model_versions).where(model_versions.c.stage == "production")
-                     .values(stage="archived"))
-        conn.execute(update(model_versions).where(model_versions.c.version == target.version)
-                     .values(stage="production"))
+        previous = conn.execute(select(model_versions.c.version)
+                                .where(model_versions.c.stage == "production")).scalar()
+        if previous != target.version:
+            conn.execute(update(model_versions).where(model_versions.c.stage == "production")
+                         .values(stage="archived"))
+            conn.execute(update(model_versions).where(model_versions.c.version == target.version)
+                         .values(stage="production"))
+            _insert_promotion(conn, target.version, previous, "promoted", decided_by, rule,
+                              window, comparison)
     return get(engine, version)
+
+
+def record_decision(engine: Engine, version: int, outcome: str, *, decided_by: str,
+                    previous_version: int | None, rule: str | None = None,
+                    window: Window = None, comparison: dict[str, Any] | None = None) -> None:
+    """Record a decision that changes no stage: ``rejected`` or ``held`` (or ``promoted`` for a
+    model that became production on registration, the first one)."""
+    get(engine, version)  # registered?
+    with engine.begin() as conn:
+        _insert_promotion(conn, version, previous_version, outcome, decided_by, rule, window,
+                          comparison)
+
+
+def promotion_history(engine: Engine, version: int | None = None) -> list[PromotionRecord]:
+    """Recorded decisions, oldest first (only those about ``version`` when given)."""
+    query = select(promotions).order_by(promotions.c.id)
+    if version is not None:
+        query = query.where(promotions.c.version == version)
+    with engine.connect() as conn:
+        return [PromotionRecord(**dict(r._mapping)) for r in conn.execute(query)]
+
+
+def latest_promotions(engine: Engine) -> dict[int, PromotionRecord]:
+    """The latest recorded decision about each version that has one."""
+    return {r.version: r for r in promotion_history(engine)}
 
 
 def verify(record: ModelRecord, home: Path | None = None) -> Path:

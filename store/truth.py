@@ -6,7 +6,9 @@ Every reader of truth — matured counts, the alert list, retraining, the ops de
 
 from __future__ import annotations
 
-from sqlalchemy import Subquery, func, select
+from collections.abc import Iterable
+
+from sqlalchemy import Engine, Subquery, func, select
 
 from store.tables import labels
 
@@ -24,3 +26,13 @@ def current_labels() -> Subquery:
     return (select(ranked.c.transaction_id, ranked.c.is_fraud, ranked.c.source,
                    ranked.c.observed_at)
             .where(ranked.c.rank == 1).subquery("current_labels"))
+
+
+def truth_of(engine: Engine, transaction_ids: Iterable[str]) -> dict[str, int]:
+    """``{transaction_id: is_fraud (0/1)}`` of the current label of each of ``transaction_ids``
+    that has one (unlabelled ids are absent). One query over :func:`current_labels`."""
+    wanted = set(transaction_ids)
+    truth = current_labels()
+    with engine.connect() as conn:
+        rows = conn.execute(select(truth.c.transaction_id, truth.c.is_fraud))
+        return {tid: int(flag) for tid, flag in rows if tid in wanted}

@@ -48,6 +48,10 @@ def register(sub: Any) -> None:
     train.add_argument("--json", action="store_true", help="print one JSON summary object")
     train.set_defaults(func=run_train)
 
+    from trainer import retrain_cli
+
+    retrain_cli.register(sub)
+
 
 def run_synth(args: argparse.Namespace) -> int:
     from trainer.synth import write_csv

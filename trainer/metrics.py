@@ -56,3 +56,43 @@ def evaluate(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float 
         "brier": float(np.mean((p - y) ** 2)),
         "log_loss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
     }
+
+
+def negative_weights(y: np.ndarray, neg_weight: float) -> np.ndarray | None:
+    """Per-row weights ``(n,)``: 1 for fraud, ``neg_weight`` for genuine rows — for a sample
+    whose genuine rows were subsampled (weight = genuine rows in the population / in the sample),
+    so precision-type figures are those of the population. None when ``neg_weight`` is 1."""
+    if neg_weight == 1.0:
+        return None
+    return np.where(np.asarray(y) == 1, 1.0, float(neg_weight))
+
+
+def recall_at_precision(y: np.ndarray, p: np.ndarray, min_precision: float,
+                        neg_weight: float = 1.0) -> float:
+    """The largest recall of any rule ``score >= t`` whose precision (genuine rows weighted by
+    ``neg_weight``) is at least ``min_precision`` (0.0 when no threshold reaches it, or there is
+    no fraud in ``y``)."""
+    from sklearn.metrics import precision_recall_curve
+
+    y = np.asarray(y).astype(np.int8)
+    if not y.any():
+        return 0.0
+    precision, recall, _ = precision_recall_curve(y, np.asarray(p, dtype=np.float64),
+                                                  sample_weight=negative_weights(y, neg_weight))
+    reached = precision[:-1] >= min_precision - 1e-12  # the last point (1, 0) is no threshold
+    return float(recall[:-1][reached].max()) if reached.any() else 0.0
+
+
+def reweighted(y: np.ndarray, p: np.ndarray, threshold: float,
+               neg_weight: float) -> dict[str, float]:
+    """AUPRC (``prc``) and precision at ``threshold`` with genuine rows weighted by
+    ``neg_weight`` (see :func:`negative_weights`); recall and ROC-AUC do not change."""
+    from sklearn.metrics import average_precision_score
+
+    y = np.asarray(y).astype(np.int8)
+    counts = confusion(y, p, threshold)
+    flagged = counts["tp"] + counts["fp"] * neg_weight
+    both = len(np.unique(y)) == 2
+    return {"prc": float(average_precision_score(y, p, sample_weight=negative_weights(
+                y, neg_weight))) if both else float("nan"),
+            "precision": counts["tp"] / flagged if flagged else 0.0}

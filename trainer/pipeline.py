@@ -140,6 +140,36 @@ def save_artifacts(run: TrainedRun, directory: Path) -> None:
         run.drift.save(directory)  # drift_reference.json: train-split bins of inputs and scores
 
 
+def register_run(engine: Any, run: TrainedRun, dataset: data_mod.Dataset, *, home: Path,
+                 epochs: int, report_runs: list[TrainedRun] | None = None,
+                 training: dict[str, Any] | None = None) -> tuple[Any, Path]:
+    """Save ``run``'s artifacts (parity-checked), register them (with ``training``
+    provenance) and render the HTML report of ``report_runs`` (default: ``run`` alone) under
+    ``reports/v<version>/``. Returns (the :class:`store.registry.ModelRecord`, report path)."""
+    from store import registry
+    from trainer.report import DataInfo, RunReport, render_report
+    from trainer.synth import is_synthetic
+
+    with tempfile.TemporaryDirectory(dir=home) as staging:
+        save_artifacts(run, Path(staging))
+        record = registry.register(
+            engine, Path(staging), strategy=run.strategy, threshold=run.threshold,
+            threshold_policy=run.threshold_policy, metrics=run.metrics,
+            data_sha256=dataset.sha256, home=home, family=run.family, training=training)
+    report = render_report(
+        home / "reports" / f"v{record.version}",
+        [RunReport(name=r.name, history=r.history, threshold=r.threshold,
+                   threshold_policy=r.threshold_policy, metrics=r.metrics, y_train=r.y_train,
+                   p_train=r.p_train, y_test=r.y_test, p_test=r.p_test,
+                   epochs_max=epochs if r.family == "dense" else None)
+         for r in (report_runs or [run])],
+        version=record.version,
+        data=DataInfo(source=dataset.source, rows=len(dataset.y), frauds=int(dataset.y.sum()),
+                      time_span_s=float(dataset.time.max() - dataset.time.min()),
+                      synthetic=is_synthetic(dataset.source), sha256=dataset.sha256))
+    return record, report
+
+
 def train(csv: str, *, strategy: str = "weighted", compare: bool = False, epochs: int = 100,
           seed: int = 42, policy: str = DEFAULT_POLICY, db: str | None = None,
           home: Path | None = None, family: str = models.DEFAULT_FAMILY) -> dict[str, Any]:
@@ -150,10 +180,7 @@ def train(csv: str, *, strategy: str = "weighted", compare: bool = False, epochs
     threshold and at 0.5), report path, and the other runs' test metrics when comparing.
     """
     from store import db as store_db
-    from store import registry
     from store.settings import home as resolve_home
-    from trainer.report import DataInfo, RunReport, render_report
-    from trainer.synth import is_synthetic
 
     models.family_class(family)  # an unknown family fails before anything is loaded
     if compare and family != "dense":
@@ -168,22 +195,10 @@ def train(csv: str, *, strategy: str = "weighted", compare: bool = False, epochs
                       per_day=per_day)
             for s in strategies]
     main = runs[0]
-    with tempfile.TemporaryDirectory(dir=home) as staging:
-        save_artifacts(main, Path(staging))
-        record = registry.register(
-            engine, Path(staging), strategy=main.strategy, threshold=main.threshold,
-            threshold_policy=policy, metrics=main.metrics, data_sha256=dataset.sha256, home=home,
-            family=family)
-    report = render_report(
-        home / "reports" / f"v{record.version}",
-        [RunReport(name=r.name, history=r.history, threshold=r.threshold,
-                   threshold_policy=r.threshold_policy, metrics=r.metrics, y_train=r.y_train,
-                   p_train=r.p_train, y_test=r.y_test, p_test=r.p_test,
-                   epochs_max=epochs if family == "dense" else None) for r in runs],
-        version=record.version,
-        data=DataInfo(source=csv, rows=len(dataset.y), frauds=int(dataset.y.sum()),
-                      time_span_s=float(dataset.time.max() - dataset.time.min()),
-                      synthetic=is_synthetic(csv), sha256=dataset.sha256))
+    training = {"source": "csv", "csv": csv, "split": "stratified", "rows": len(dataset.y),
+                "frauds": int(dataset.y.sum())}
+    record, report = register_run(engine, main, dataset, home=home, epochs=epochs,
+                                  report_runs=runs, training=training)
     summary: dict[str, Any] = {
         "version": record.version,
         "stage": record.stage,

@@ -1,0 +1,279 @@
+"""``fraudstream retrain``: one retraining round (:mod:`trainer.retrain`), or one every
+``--every`` until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CRON_EXAMPLE = (
+    "0 */6 * * *  cd /srv/fraudstream && FRAUDSTREAM_DB_URL=... .venv/bin/fraudstream retrain "
+    "--days 7 --mature-after 48h --family dense --family xgboost --promote auto --json "
+    ">> retrain.log 2>&1"
+)
+
+
+def register(sub: Any) -> None:
+    from models import FAMILIES
+    from trainer import gate, oot
+    from trainer.model import STRATEGIES
+    from trainer.threshold import DEFAULT_POLICY
+
+    p = sub.add_parser(
+        "retrain",
+        help="retrain from what the system saw; gate candidates against production",
+        description="Read the transaction events back from Kafka (or --csv), window them by "
+        "event time, label them from the label store (latest label wins; unlabelled events "
+        "older than --mature-after count as genuine, younger ones are left out), split out of "
+        "time (train oldest, validate next, test most recent), train and register each "
+        "--family as a candidate, and gate each against the production model on the test "
+        "slice. Every gate decision is recorded (`fraudstream models show V`). The first model "
+        "ever registered becomes production (there is nothing to compare it with).",
+        epilog="Scheduling: `--every 6h` runs a round, sleeps, repeats; SIGTERM or Ctrl-C stops "
+        "it between rounds (a round in progress finishes first). Or schedule single rounds "
+        f"with cron instead of --every: {CRON_EXAMPLE}",
+    )
+    src = p.add_argument_group("data")
+    src.add_argument(
+        "--csv",
+        metavar="PATH_OR_URL",
+        help="train on a creditcard.csv-shaped file instead of the stream "
+        "(labels from Class; still split out of time by Time)",
+    )
+    src.add_argument(
+        "--bootstrap-servers",
+        metavar="H:P",
+        help="Kafka (default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092)",
+    )
+    src.add_argument("--topic", default="transactions", help="topic of transaction.v1 events")
+    src.add_argument(
+        "--since",
+        metavar="TIME",
+        help="only events at or after this event time (ISO, UTC unless it says "
+        "otherwise), e.g. 2013-09-01T06:00; default: the oldest held",
+    )
+    src.add_argument(
+        "--until",
+        metavar="TIME",
+        help="only events before this event time (ISO); default: the newest",
+    )
+    src.add_argument(
+        "--days",
+        type=float,
+        metavar="N",
+        help="only the last N days of event time, ending at the newest event "
+        "(instead of --since/--until)",
+    )
+    src.add_argument(
+        "--mature-after",
+        default="48h",
+        metavar="DURATION",
+        help="label window: unlabelled events older than this (against the "
+        "stream's clock, the latest event decided) are genuine; younger ones are "
+        "left out",
+    )
+    fit = p.add_argument_group("training")
+    fit.add_argument(
+        "--family",
+        action="append",
+        metavar="NAME",
+        help=f"model family to train, repeatable or comma-separated "
+        f"({', '.join(FAMILIES)}); default: dense",
+    )
+    fit.add_argument(
+        "--val-fraction",
+        type=float,
+        default=oot.DEFAULT_VAL_FRACTION,
+        help="share of rows (after train, by event time) for validation",
+    )
+    fit.add_argument(
+        "--test-fraction",
+        type=float,
+        default=oot.DEFAULT_TEST_FRACTION,
+        help="share of the most recent rows for the test slice the gate uses",
+    )
+    fit.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="weighted",
+        help="class imbalance strategy (xgboost: weighted or baseline)",
+    )
+    fit.add_argument("--epochs", type=int, default=100, help="maximum epochs (dense)")
+    fit.add_argument("--seed", type=int, default=42, help="random seed")
+    fit.add_argument(
+        "--threshold-policy",
+        default=DEFAULT_POLICY,
+        help="as for train (chosen on the validation split)",
+    )
+    g = p.add_argument_group("gate")
+    g.add_argument(
+        "--promote",
+        choices=("auto", "never"),
+        default="auto",
+        help="auto: promote the best candidate that passes the gate; never: only "
+        "record the gate's verdicts",
+    )
+    g.add_argument(
+        "--gate-auprc-gain",
+        type=float,
+        default=gate.DEFAULT_MIN_AUPRC_GAIN,
+        help="candidate AUPRC must reach production's plus this",
+    )
+    g.add_argument(
+        "--gate-recall-drop",
+        type=float,
+        default=gate.DEFAULT_MAX_RECALL_DROP,
+        help="candidate recall at production's precision may be this much lower than production's",
+    )
+    g.add_argument(
+        "--negative-weight",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="weight of each genuine row in the gate's AUPRC and precision: for data whose "
+        "genuine rows are a subsample (W = genuine rows in the population / in the data), so "
+        "the gate judges the population's figures",
+    )
+    p.add_argument(
+        "--every",
+        metavar="DURATION",
+        help="repeat: a round every DURATION (e.g. 6h) until SIGTERM; default: once",
+    )
+    p.add_argument(
+        "--db", metavar="URL", help="SQLAlchemy URL (default: $FRAUDSTREAM_DB_URL or SQLite)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON summary object per round")
+    p.set_defaults(func=run_retrain)
+
+
+def options(args: argparse.Namespace) -> Any:
+    """The :class:`trainer.retrain.RetrainOptions` of the flags (one-line errors)."""
+    from schemas.durations import parse_duration
+    from store.cli import parse_time
+    from trainer.gate import GateRule
+    from trainer.retrain import RetrainOptions
+
+    families = tuple(
+        f.strip() for item in (args.family or ["dense"]) for f in item.split(",") if f.strip()
+    )
+    return RetrainOptions(
+        families=families,
+        csv=args.csv,
+        bootstrap=args.bootstrap_servers,
+        topic=args.topic,
+        since=parse_time("--since", args.since),
+        until=parse_time("--until", args.until),
+        days=args.days,
+        mature_after_s=parse_duration(args.mature_after, "--mature-after"),
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        strategy=args.strategy,
+        epochs=args.epochs,
+        seed=args.seed,
+        policy=args.threshold_policy,
+        promote=args.promote,
+        rule=GateRule(args.gate_auprc_gain, args.gate_recall_drop, args.negative_weight),
+        db=args.db,
+    )
+
+
+def human(summary: dict[str, Any]) -> list[str]:
+    """The round's summary for people."""
+    t = summary["training"]
+    w, labels, split = t["window"], t["labels"], t["split"]
+    lines = [
+        f"retrained from {summary['source']} ({t.get('topic') or t.get('csv')}), events "
+        f"{w['first_event'][:19]} .. {w['last_event'][:19]}: {t['rows']:,} rows, "
+        f"{t['frauds']:,} frauds",
+        f"  labels: {labels['fraud']:,} fraud, {labels['genuine']:,} genuine, "
+        f"{labels['matured']:,} unlabelled and mature (genuine), {labels['left_out']:,} too "
+        "recent (left out)",
+    ]
+    for name in ("train", "val", "test"):
+        s = split[name]
+        lines.append(
+            f"  {name:<5} {s['rows']:>8,} rows {s['frauds']:>6,} frauds  "
+            f"{s['start'][:19]} .. {s['end'][:19]}"
+        )
+    lines.append(f"gate: {summary['rule']}")
+    for c in summary["candidates"]:
+        gate = c["gate"]
+        why = gate["reason"] if gate else "first model: no production to compare"
+        lines.append(
+            f"  v{c['version']} {c['family']:<8} test AUPRC {c['test']['prc']:.4f} "
+            f"-> {c['outcome']} ({why})"
+        )
+    before, after = summary["production_before"], summary["production_after"]
+    lines.append(
+        f"production: v{after}"
+        + ("" if before == after else f" (was {'v' + str(before) if before else 'none'})")
+    )
+    return lines
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT set ``stop`` instead of killing the process."""
+
+    def handler(signum: int, frame: Any) -> None:
+        log.info("signal %d: stopping after the current round", signum)
+        stop.set()
+
+    saved = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, previous in saved.items():
+            signal.signal(s, previous)
+
+
+def run_every(interval_s: float, one_round: Callable[[], None], stop: threading.Event) -> int:
+    """Run ``one_round``, wait ``interval_s`` (or until ``stop``), repeat until ``stop`` is set;
+    returns the number of rounds run. A round failing with a FraudstreamError (e.g. too few
+    labels yet) is logged and the schedule goes on."""
+    from schemas.errors import FraudstreamError
+
+    rounds = 0
+    while not stop.is_set():
+        try:
+            one_round()
+        except FraudstreamError as exc:
+            log.error("retrain round failed: %s", exc)
+        rounds += 1
+        stop.wait(interval_s)
+    return rounds
+
+
+def run_retrain(args: argparse.Namespace) -> int:
+    from schemas.durations import parse_duration
+    from schemas.errors import FraudstreamError
+    from trainer.retrain import retrain
+
+    opts = options(args)
+    opts.check()
+
+    def one_round() -> None:
+        summary = retrain(opts)
+        print(
+            json.dumps(summary, default=str) if args.json else "\n".join(human(summary)), flush=True
+        )
+
+    if args.every is None:
+        one_round()
+        return 0
+    interval = parse_duration(args.every, "--every")
+    if interval <= 0:
+        raise FraudstreamError("--every must be longer than 0s")
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        rounds = run_every(interval, one_round, stop)
+    log.info("retrain schedule stopped after %d round(s)", rounds)
+    return 0
