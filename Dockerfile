@@ -1,14 +1,19 @@
-# syntax=docker/dockerfile:1
-# The fraudstream CLI image used by docker-compose.yml (trainer, producer, scorer).
+# The fraudstream CLI image used by docker-compose.yml (trainer, producer, scorer, label sink).
 #   docker build -t fraudstream:local .
 #   docker run --rm fraudstream:local --help
+# Without a registry (deploy/images/build.sh): BASE_IMAGE is a Debian image whose /opt/venv
+# already holds the dependencies (wheels downloaded on the host), and PIP_OFFLINE=1 installs the
+# project itself without the network. No BuildKit feature is used, so the classic builder works.
 # Runtime configuration comes from the environment only (no credentials are baked in):
 #   KAFKA_BOOTSTRAP_SERVERS, FRAUDSTREAM_DB_URL, FRAUDSTREAM_HOME.
-FROM python:3.11-slim
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
+ARG PIP_OFFLINE=
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH \
     FRAUDSTREAM_HOME=/var/lib/fraudstream
 
 # Non-root user; the directories that docker-compose.yml mounts named volumes on are created
@@ -31,8 +36,10 @@ COPY store/ store/
 COPY stream/ stream/
 COPY labels/ labels/
 COPY metrics/ metrics/
-RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install '.[postgres]' \
+COPY desk/ desk/
+# The project goes into the virtualenv /opt/venv (created here unless the base image has it).
+RUN { [ -x /opt/venv/bin/python ] || python3 -m venv /opt/venv; } \
+    && pip install --no-cache-dir ${PIP_OFFLINE:+--no-index --no-build-isolation} '.[postgres]' \
     && rm -rf /src
 
 USER fraudstream

@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test lint demo bench kafka-jars clean desk
+.PHONY: setup test lint demo simulate bench kafka-jars clean desk
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ lint: setup
 
 demo: setup kafka-jars
 	bash deploy/demo.sh
+
+# The replay simulation on docker-compose.yml (Docker engine, images built locally without a
+# registry unless IMAGES=official; see deploy/simulate.sh for the knobs).
+simulate: setup
+	bash deploy/simulate.sh
 
 # The fraud-ops desk on the demo's data: creates a fresh analyst login (its one-time password is
 # printed), then serves http://127.0.0.1:$(DESK_PORT)/ until Ctrl-C.
