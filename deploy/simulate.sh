@@ -4,12 +4,14 @@
 #   2. images: the official ones when IMAGES=official (needs a registry), else local stand-ins
 #      built or reused by deploy/images/build.sh (Debian packages, Maven Central, PyPI only);
 #   3. docker compose build + up: Kafka, PostgreSQL, trainer (one-shot), producer (one-shot
-#      replay), 2 scorers, the label sink, Prometheus (Grafana too with IMAGES=official);
+#      replay), 2 scorers, the label sink, the fraud-ops desk, Prometheus (Grafana too with
+#      IMAGES=official; the retrainer with PROFILES=retrain);
 #   4. waits for the producer to finish and the scorers and the label sink to go idle;
 #   5. prints the counts, the top alerts and where to look; then `docker compose down -v`
 #      (KEEP=1 leaves the stack running and prints how to stop it).
 # Knobs (environment): SYNTH_ROWS (default 50000), EPOCHS (default 5), SPEEDUP, LABELS, CSV,
-# PROMETHEUS_PORT, GRAFANA_PORT, POSTGRES_PASSWORD (default: a random one), KEEP, IMAGES.
+# PROMETHEUS_PORT, GRAFANA_PORT, DESK_PORT, POSTGRES_PASSWORD (default: a random one), KEEP,
+# IMAGES, PROFILES (e.g. retrain: also the retrainer, a gated round every RETRAIN_EVERY).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
@@ -23,6 +25,7 @@ step "Docker engine"
 bash deploy/docker-for-tests.sh start
 DC=(docker compose)  # the script above installs the plugin when missing
 DC+=(-f docker-compose.yml)
+for profile in ${PROFILES:-}; do DC+=(--profile "$profile"); done
 
 UP=(up -d)
 if [ "${IMAGES:-local}" = official ]; then
@@ -52,7 +55,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "up: kafka, postgres, trainer, producer, scorer x2, labels, prometheus"
+step "up: kafka, postgres, trainer, producer, scorer x2, labels, desk, prometheus${PROFILES:+ (profiles: $PROFILES)}"
 "${DC[@]}" "${UP[@]}"
 
 sql() {  # one number from the simulation's database
@@ -115,12 +118,16 @@ and /alerts. Look at the results:
   ${DC[*]} exec scorer fraudstream alerts list --label fraud
   ${DC[*]} exec scorer fraudstream alerts show <TRANSACTION_ID>
   ${DC[*]} logs scorer labels
+The fraud-ops desk: create a login, then open http://127.0.0.1:${DESK_PORT:-8080}/
+  ${DC[*]} exec desk fraudstream desk user add alice --role analyst
 EOF
 else
   cat <<EOF
 KEEP=1 make simulate leaves the stack running to look around: Prometheus on
-http://127.0.0.1:${PROMETHEUS_PORT:-9090} (targets: 2 scorers and the label sink; alert rules),
-and the fraudstream CLI in a scorer container (counts --by day, alerts list, alerts show ID).
+http://127.0.0.1:${PROMETHEUS_PORT:-9090} (targets: 2 scorers, the label sink and the desk; alert
+rules), the fraud-ops desk on http://127.0.0.1:${DESK_PORT:-8080}/ (a login first: `exec desk
+fraudstream desk user add NAME --role analyst`), and the fraudstream CLI in a scorer container
+(counts --by day, alerts list, alerts show ID).
 EOF
 fi
 cat <<EOF

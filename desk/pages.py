@@ -188,6 +188,13 @@ async def bulk(request: Request) -> Response:
     return RedirectResponse(f"{back}{sep}{urlencode({'msg': msg})}", status_code=303)
 
 
+def _missing(request: Request, who: Any, transaction_id: str, model_version: int) -> Response:
+    """The 404 page of an alert that does not exist."""
+    what = f"alert {transaction_id} of model {model_version}"
+    return _render(request, "missing.html", {"user": who.user, "csrf": who.csrf, "what": what},
+                   404)
+
+
 @router.get("/alerts/{model_version}/{transaction_id:path}")
 def detail(request: Request, model_version: int, transaction_id: str, msg: str = "") -> Response:
     who = _page_user(request)
@@ -195,16 +202,7 @@ def detail(request: Request, model_version: int, transaction_id: str, msg: str =
         return who
     found = queue.alert_detail(request.app.state.engine, transaction_id, model_version)
     if found is None:
-        return _render(
-            request,
-            "missing.html",
-            {
-                "user": who.user,
-                "csrf": who.csrf,
-                "what": f"alert {transaction_id} of model {model_version}",
-            },
-            404,
-        )
+        return _missing(request, who, transaction_id, model_version)
     top = (
         max((abs(f["contribution"]) for f in found["alert"]["explanation"] or []), default=1.0)
         or 1.0
@@ -251,16 +249,7 @@ async def act(request: Request, model_version: int, transaction_id: str, action:
     except work.WorkError as exc:
         found = queue.alert_detail(request.app.state.engine, transaction_id, model_version)
         if found is None:
-            return _render(
-                request,
-                "missing.html",
-                {
-                    "user": who.user,
-                    "csrf": who.csrf,
-                    "what": f"alert {transaction_id} of model {model_version}",
-                },
-                404,
-            )
+            return _missing(request, who, transaction_id, model_version)
         return _render(
             request,
             "detail.html",

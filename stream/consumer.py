@@ -143,7 +143,7 @@ class SqlConsumer:
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> ConsumerSummary:
         """Consume until stopped (signal, ``until_idle`` or ``max_messages``); return totals."""
-        self._install_signal_handlers()
+        saved_handlers = self._install_signal_handlers()
         self.consumer.subscribe([self.config.topic], listener=_SeekToStoredOffsets(self))
         started = time.monotonic()
         last_activity: float | None = None
@@ -179,6 +179,8 @@ class SqlConsumer:
                     self.metrics.batch_done(last_activity - polled_at)
         finally:
             self._close()
+            for sig, previous in saved_handlers.items():
+                signal.signal(sig, previous)
         s = self.summary
         s.seconds = time.monotonic() - started
         s.busy_seconds = (last_activity - first_record) if first_record and last_activity else 0.0
@@ -386,15 +388,15 @@ class SqlConsumer:
         limit = self.config.max_messages
         return limit is not None and self.summary.consumed >= limit
 
-    def _install_signal_handlers(self) -> None:
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """SIGTERM/SIGINT finish the current batch; returns the handlers to restore after."""
         def request_stop(signum: int, _frame: Any) -> None:
             log.info("signal %s: finishing the current batch, then exiting", signum)
             self._stop = True
 
         if threading.current_thread() is not threading.main_thread():
-            return  # embedded use (tests, notebooks): the caller stops us via request_stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, request_stop)
+            return {}  # embedded use (tests, notebooks): the caller stops us via request_stop()
+        return {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def _close(self) -> None:
         try:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -39,7 +40,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 SECRET = "s3cret-from-env"  # what the test "environment" holds for POSTGRES_PASSWORD
-APP_SERVICES = ("trainer", "producer", "scorer", "labels")
+APP_SERVICES = ("trainer", "producer", "scorer", "labels", "desk", "retrainer")
 
 _VAR = re.compile(
     r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}"
@@ -209,9 +210,12 @@ def test_services_and_images() -> None:
         "producer",
         "scorer",
         "labels",
+        "desk",
+        "retrainer",
         "prometheus",
         "grafana",
     }
+    assert services["retrainer"]["profiles"] == ["retrain"]  # off unless asked for
     assert re.fullmatch(r"apache/kafka:4\.1\.\d+", services["kafka"]["image"])
     assert services["postgres"]["image"] == "postgres:16"
     assert services["prometheus"]["image"].startswith("prom/prometheus:")
@@ -258,12 +262,15 @@ def test_prometheus_scrapes_every_fraudstream_service_and_grafana_shows_it() -> 
         args = parse(argv)
         assert scraped[name] == (f"fraudstream-{name}", args.metrics_port), name
         assert args.metrics_host == "0.0.0.0"  # reachable from the prometheus container
+    desk = parse(services["desk"]["command"])
+    assert scraped["desk"] == ("fraudstream-desk", desk.port) and desk.host == "0.0.0.0"
     rules = yaml.safe_load((ROOT / "deploy/prometheus/rules.yml").read_text())
     assert rules and "rules.yml" in config["rule_files"]
     mounts = services["prometheus"]["volumes"]
     assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
     assert "./deploy/prometheus/rules.yml:/etc/prometheus/rules.yml:ro" in mounts
-    for published in services["prometheus"]["ports"] + services["grafana"]["ports"]:
+    ports = services["prometheus"]["ports"] + services["grafana"]["ports"]
+    for published in ports + services["desk"]["ports"]:
         assert published.startswith("127.0.0.1:"), published  # loopback only
     grafana = ROOT / "deploy/grafana"
     dashboard = json.loads((grafana / "dashboards/fraudstream.json").read_text())
@@ -291,7 +298,7 @@ def test_every_subcommand_exists_and_its_flags_parse(tmp_path: Path) -> None:
             assert argv[0] in subparsers.choices, f"{name}: unknown subcommand {argv[0]}"
             parse(argv)  # argparse exits (SystemExit 2) on an unknown or malformed flag
             seen.add(argv[0])
-    assert {"synth", "train", "replay", "score"} <= seen
+    assert {"synth", "train", "replay", "score", "labels", "desk", "retrain"} <= seen
 
 
 def test_trainer_synthesises_a_missing_csv_then_trains(tmp_path: Path) -> None:
@@ -760,6 +767,7 @@ def test_the_stack_replays_20000_rows_exactly_with_a_scorer_killed_mid_run() -> 
         "SPEEDUP": SIM_SPEEDUP,
         "PROMETHEUS_PORT": str(free_port()),
         "GRAFANA_PORT": str(free_port()),
+        "DESK_PORT": str(free_port()),
         "COMPOSE_BAKE": "false",
         "DOCKER_BUILDKIT": "0",
     }
@@ -833,9 +841,19 @@ def test_the_stack_replays_20000_rows_exactly_with_a_scorer_killed_mid_run() -> 
         def targets_up() -> bool:
             data = prometheus_query(port, 'sum by (job) (up{job=~"fraudstream-.*"})')
             up = {r["metric"]["job"]: float(r["value"][1]) for r in data["data"]["result"]}
-            return up.get("fraudstream-labels") == 1 and up.get("fraudstream-scorer", 0) >= 1
+            return (up.get("fraudstream-labels") == 1 and up.get("fraudstream-desk") == 1
+                    and up.get("fraudstream-scorer", 0) >= 1)
 
         wait_until("Prometheus to scrape the services", targets_up, stack, timeout=120, every=3)
+        # The desk answers on its loopback port (its login page; nothing without a login).
+        desk = f"http://127.0.0.1:{env['DESK_PORT']}"
+        with urllib.request.urlopen(f"{desk}/login", timeout=10) as page:
+            assert page.status == 200 and b"password" in page.read().lower()
+        try:
+            urllib.request.urlopen(f"{desk}/api/alerts", timeout=10)
+            raise AssertionError("the desk API answered without a login")
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 401
         scored = prometheus_query(port, "sum(fraudstream_events_scored_total)")
         assert scored["data"]["result"], "no scorer metrics in Prometheus"
         dashboard = json.loads((ROOT / "deploy/grafana/dashboards/fraudstream.json").read_text())

@@ -253,12 +253,13 @@ def test_every_runs_rounds_until_sigterm():
         if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGTERM)
 
+    before = signal.getsignal(signal.SIGTERM)
     started = datetime.now(UTC)
     with stop_on_signals(stop):
         rounds = run_every(0.05, one_round, stop)
     assert rounds == 3 and stop.is_set()
     assert datetime.now(UTC) - started < timedelta(seconds=5)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
 
 
 def test_retrain_every_stops_cleanly_on_sigterm(small_csv, tmp_path, home):

@@ -63,8 +63,11 @@ def test_stream_equals_offline_batch_scoring(kafka_bootstrap, new_topic, small_c
     assert set(published) == set(expected.alert_ids)
     assert all(a["score"] >= a["threshold"] for a in published.values())
     # A restart finds nothing new: no event counted twice.
+    before = signal.getsignal(signal.SIGTERM)
     again = run_in_process(kafka_bootstrap, topic, engine, home, batch_size=700)
     assert again.consumed == 0 and streamed_result(engine) == expected
+    # The run's SIGTERM/SIGINT handlers were the caller's again afterwards.
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 MALFORMED = [
