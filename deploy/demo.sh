@@ -7,7 +7,7 @@
 # Env: CSV=path/to/creditcard.csv (else the tutorial URL if reachable, else a synthetic stand-in),
 #      KAFKA_PORT (default 9092), EPOCHS (default 100), SPEEDUP (default: as fast as possible),
 #      TRAIN_SHARE (default 0.5: the first half of the rows by Time train v1, the rest replay:
-#      two thirds before the retraining round, one third after),
+#      five sixths before the retraining round, one sixth after),
 #      LABEL_DELAY (default 6h: fraud labels arrive this long after the transaction).
 # Each run starts from a fresh demo home (.fraudstream/demo): models, database and broker data.
 set -euo pipefail
@@ -87,7 +87,7 @@ PYEOF
 }
 
 REST=$((ROWS - TRAIN_ROWS))
-PART1=$((REST * 2 / 3))
+PART1=$((REST * 5 / 6))
 step "start the scorer (consumer group fraudstream-scorer); it checks the registry every 2 s for a newly promoted model"
 $FS score --topic transactions --reload-check 2 --json \
   > "$FRAUDSTREAM_HOME/scorer.json" 2> "$FRAUDSTREAM_HOME/scorer.log" &
@@ -114,7 +114,7 @@ step "retrain from what the system saw: events read back from Kafka, labels from
 echo "Challengers: the Keras net again and gradient-boosted trees (XGBoost). The gate compares each"
 echo "with production (v1) on the most recent labelled slice and promotes only a clear winner."
 $FS retrain --family dense --family xgboost --mature-after "$DELAY" --epochs "${EPOCHS:-100}" \
-  --promote auto
+  --val-fraction 0.2 --test-fraction 0.25 --promote auto
 $FS models list
 PRODUCTION=$($PY -c "
 from store.db import connect

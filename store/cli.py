@@ -139,7 +139,7 @@ def promotion_lines(record: Any, promotion: Any) -> list[str]:
         lines.append(f"trained on {training.get('source')} events {w['first_event'][:19]} .. "
                      f"{w['last_event'][:19]} ({training.get('rows', 0):,} rows, "
                      f"{training.get('frauds', 0):,} frauds"
-                     + (f"; {labels['left_out']:,} too recent to label left out"
+                     + (f"; {labels['left_out']:,} too recent, left out"
                         if "left_out" in labels else "") + ")")
     return lines + (promotion.lines() if promotion is not None else [])
 

@@ -122,17 +122,22 @@ def test_assemble_labels_matures_and_leaves_out():
     time = np.array([10.0, 20.0, 30.0, 40.0, 50.0, 99.0])
     raw = np.arange(6 * 29, dtype=np.float64).reshape(6, 29)
     truth = {"a": 1, "d": 0, "e": 1, "zzz": 1}
-    got = oot.assemble(ids, time, raw, truth, mature_until_s=30.0, source="s")
+    got = oot.assemble(ids, time, raw, truth, mature_until_s=60.0, source="s")
     assert list(got.ids) == ["a", "b", "c", "d", "e"]
     assert got.counts == oot.LabelCounts(
         events=5, fraud=2, genuine=1, matured=2, left_out=0, duplicates=1
     )
     np.testing.assert_array_equal(got.dataset.y, [1, 0, 0, 0, 1])
     np.testing.assert_array_equal(got.dataset.raw, raw[:5])
-    late = oot.assemble(ids, time, raw, truth, mature_until_s=15.0, source="s")
-    assert list(late.ids) == ["a", "d", "e"]  # b (20 s) and c (30 s) are unlabelled and recent
-    assert (late.counts.matured, late.counts.left_out) == (0, 2)
-    np.testing.assert_array_equal(late.dataset.time, [10.0, 40.0, 50.0])
+    late = oot.assemble(ids, time, raw, truth, mature_until_s=35.0, source="s")
+    # d (40 s, labelled genuine) and e (50 s, labelled fraud) are too recent: left out although
+    # labelled, so the recent slice is not enriched with early labels
+    assert list(late.ids) == ["a", "b", "c"]
+    assert late.counts == oot.LabelCounts(
+        events=5, fraud=1, genuine=0, matured=2, left_out=2, duplicates=1
+    )
+    np.testing.assert_array_equal(late.dataset.time, [10.0, 20.0, 30.0])
+    np.testing.assert_array_equal(late.dataset.y, [1, 0, 0])
     assert late.dataset.sha256 != got.dataset.sha256
 
 

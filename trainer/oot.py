@@ -5,10 +5,13 @@ Shapes and units: ``time_s`` ``(n,)`` float64 seconds since the dataset epoch (t
 ``time_s``; :func:`schemas.events.event_time` puts it on the calendar); ``raw`` ``(n, 29)``
 float64 in :data:`schemas.features.RAW_FEATURES` order; ``y`` ``(n,)`` int8 with 1 = fraud.
 
-Labelling (:func:`assemble`): an event with a label takes its current label (the label store's
-rule, :mod:`store.truth`); an unlabelled one is genuine when mature — its event time at or before
-the maturity cutoff (:func:`store.counts.maturity_cutoff`, the rule counts use) — and is left out
-when too recent, since its chargeback may still come.
+Labelling (:func:`assemble`): only mature events are used — event time at or before the
+maturity cutoff (:func:`store.counts.maturity_cutoff`, the rule counts use). A mature event with
+a label takes its current label (the label store's rule, :mod:`store.truth`); an unlabelled one
+is genuine. Too recent events are left out, *labelled or not*: their unlabelled ones may still
+get a chargeback, and keeping only their labelled ones (early chargebacks, analysts' verdicts on
+alerts) would make the most recent slice — the one the gate judges on — a fraud-enriched,
+alert-biased sample.
 
 The out-of-time split (:func:`out_of_time_split`) sorts by event time and trains on the oldest
 rows, validates on the next and tests on the most recent, as fraud teams evaluate: no training
@@ -41,7 +44,7 @@ class LabelCounts:
     fraud: int  # labelled fraud
     genuine: int  # labelled genuine
     matured: int  # unlabelled and mature: counted as genuine
-    left_out: int  # unlabelled and too recent: not used
+    left_out: int  # too recent (labelled or not): not used
     duplicates: int = 0  # repeated transaction ids in the log (the first one is kept)
 
     def to_dict(self) -> dict[str, int]:
@@ -76,9 +79,11 @@ def assemble(
     source: str,
 ) -> Assembled:
     """The labelled training set of the events ``ids``/``time_s``/``raw`` (already windowed):
-    ``truth`` maps a transaction id to its current label (0/1); unlabelled events up to
-    ``mature_until_s`` (inclusive) are genuine, later ones are left out. Repeated ids keep their
-    first event. ``sha256`` fingerprints the rows, labels and times used."""
+    ``truth`` maps a transaction id to its current label (0/1). Events up to ``mature_until_s``
+    (inclusive) are used — labelled ones with their label, unlabelled ones as genuine —; later
+    ones are left out, labelled or not (module docstring). Repeated ids keep their first event.
+    ``fraud``/``genuine`` count the labels of the events used. ``sha256`` fingerprints the rows,
+    labels and times used."""
     time_s = np.asarray(time_s, dtype=np.float64)
     raw = np.asarray(raw, dtype=np.float64).reshape(len(time_s), -1)
     _, first = np.unique(np.asarray(ids, dtype=object).astype(str), return_index=True)
@@ -86,16 +91,16 @@ def assemble(
     duplicates = len(ids) - len(first)
     keep_ids = [ids[i] for i in first]
     label = np.array([truth.get(i, -1) for i in keep_ids], dtype=np.int8)
-    mature = time_s[first] <= mature_until_s
-    use = (label >= 0) | mature
+    use = time_s[first] <= mature_until_s
     rows = first[use]
-    y = np.where(label[use] >= 0, label[use], 0).astype(np.int8)
+    used = label[use]
+    y = np.where(used >= 0, used, 0).astype(np.int8)
     counts = LabelCounts(
         events=len(first),
-        fraud=int(np.sum(label == 1)),
-        genuine=int(np.sum(label == 0)),
-        matured=int(np.sum((label < 0) & mature)),
-        left_out=int(np.sum((label < 0) & ~mature)),
+        fraud=int(np.sum(used == 1)),
+        genuine=int(np.sum(used == 0)),
+        matured=int(np.sum(used < 0)),
+        left_out=int(np.sum(~use)),
         duplicates=duplicates,
     )
     digest = hashlib.sha256()

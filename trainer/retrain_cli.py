@@ -31,8 +31,9 @@ def register(sub: Any) -> None:
         "retrain",
         help="retrain from what the system saw; gate candidates against production",
         description="Read the transaction events back from Kafka (or --csv), window them by "
-        "event time, label them from the label store (latest label wins; unlabelled events "
-        "older than --mature-after count as genuine, younger ones are left out), split out of "
+        "event time, keep those older than --mature-after and label them from the label store "
+        "(latest label wins; unlabelled ones count as genuine; younger events are left out, "
+        "labelled or not), split out of "
         "time (train oldest, validate next, test most recent), train and register each "
         "--family as a candidate, and gate each against the production model on the test "
         "slice. Every gate decision is recorded (`fraudstream models show V`). The first model "
@@ -76,9 +77,9 @@ def register(sub: Any) -> None:
         "--mature-after",
         default="48h",
         metavar="DURATION",
-        help="label window: unlabelled events older than this (against the "
-        "stream's clock, the latest event decided) are genuine; younger ones are "
-        "left out",
+        help="label window: only events older than this (against the stream's clock, "
+        "the latest event decided) are used, unlabelled ones as genuine; younger ones are "
+        "left out, labelled or not",
     )
     fit = p.add_argument_group("training")
     fit.add_argument(
@@ -193,9 +194,9 @@ def human(summary: dict[str, Any]) -> list[str]:
         f"retrained from {summary['source']} ({t.get('topic') or t.get('csv')}), events "
         f"{w['first_event'][:19]} .. {w['last_event'][:19]}: {t['rows']:,} rows, "
         f"{t['frauds']:,} frauds",
-        f"  labels: {labels['fraud']:,} fraud, {labels['genuine']:,} genuine, "
-        f"{labels['matured']:,} unlabelled and mature (genuine), {labels['left_out']:,} too "
-        "recent (left out)",
+        f"  mature events: {labels['fraud']:,} labelled fraud, {labels['genuine']:,} labelled "
+        f"genuine, {labels['matured']:,} unlabelled (genuine); {labels['left_out']:,} too recent "
+        "(left out, labelled or not)",
     ]
     for name in ("train", "val", "test"):
         s = split[name]
