@@ -318,6 +318,9 @@ def test_summary_without_data_and_with_a_reason(tmp_path: Path) -> None:
     assert f"per {PER_TRANSACTIONS:,} transactions" in html
     assert "<strong>weighted</strong> (registered)" in html  # strategy from "xgboost-weighted"
     assert "not trained here" in html
+    rounds = max(len(v) for v in run.history.values())
+    assert f"Training: {rounds} boosting rounds kept" in html  # trees are not trained in epochs
+    assert "epoch" not in html.split("Training:")[1].split("</li>")[0]
 
 
 def test_a_better_comparison_run_is_pointed_out(tmp_path: Path) -> None:

@@ -135,6 +135,9 @@ class RunReport:
         if epochs == 0:
             return None
         best = _series(self.history, "val_prc")
+        if self.name.startswith("xgboost"):  # boosting rounds; only the best round's trees kept
+            why = " (the best validation AUPRC; later rounds dropped)" if best is not None else ""
+            return f"{epochs} boosting round{'s' if epochs != 1 else ''} kept{why}"
         best_text = ""
         if best is not None and np.isfinite(best).any():
             best_text = f"; best validation AUPRC at epoch {int(np.nanargmax(best)) + 1}"
