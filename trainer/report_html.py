@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from trainer.report import (
+from trainer.report_data import (
     STRATEGY_TEXT,
     THRESHOLD_FREE_METRICS,
     THRESHOLD_METRICS,
