@@ -38,7 +38,7 @@ TARGET_PRECISION = 0.80
 def figures(y: np.ndarray, p: np.ndarray, neg_weight: float) -> dict[str, float]:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from trainer.metrics import recall_at_precision, reweighted
+    from models.evaluation import recall_at_precision, reweighted
 
     return {
         "roc_auc": float(roc_auc_score(y, p)),

@@ -14,7 +14,9 @@ float32 — and explains a score in log-odds (margin) space:
   Keras net as plain numpy weights) and ``xgboost`` (:mod:`models.xgb`, XGBoost's own JSON).
 
 Importing this package imports neither TensorFlow nor XGBoost; a family's module is imported
-when that family is loaded.
+when that family is loaded. :mod:`models.evaluation` holds the metrics every part judges a
+model by (the tutorial's, plus weighted AUPRC and recall at a precision), used by the
+trainer, the promotion gate, ``models compare`` and the benches.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""Durations as users type them on the command line: ``48h``, ``90m``, ``3600s``, ``2d``."""
+"""Durations and times as users type them on the command line: ``48h``, ``90m``, ``3600s``,
+``2d``; ``2013-09-02`` or ``2013-09-02T06:00``."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from schemas.errors import FraudstreamError
 
@@ -18,3 +20,16 @@ def parse_duration(text: str, flag: str = "--labels") -> float:
     if match is None:
         raise FraudstreamError(f"{flag}: bad duration {text!r} (use e.g. 48h, 90m, 3600s, 2d)")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_time(flag: str, value: str | None) -> datetime | None:
+    """An ISO date or timestamp as an aware UTC datetime (naive means UTC); None stays None.
+    FraudstreamError naming ``flag`` otherwise."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise FraudstreamError(f"{flag}: not an ISO date or timestamp: {value!r} "
+                               "(e.g. 2013-09-02 or 2013-09-02T06:00)") from exc
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

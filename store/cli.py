@@ -6,7 +6,7 @@ import argparse
 import csv
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -247,22 +247,6 @@ def _person(args: argparse.Namespace) -> str:
         return "unknown"
 
 
-def _parse_time(flag: str, value: str | None) -> datetime | None:
-    from schemas.errors import FraudstreamError
-
-    if value is None:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise FraudstreamError(f"{flag}: not an ISO date or timestamp: {value!r} "
-                               "(e.g. 2013-09-02 or 2013-09-02T06:00)") from exc
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-parse_time = _parse_time  # public: `retrain --since/--until` read times the same way
-
-
 def alert_filter(args: argparse.Namespace) -> Any:
     """The :class:`store.queries.AlertFilter` of ``alerts list``'s flags; one-line errors."""
     from schemas.errors import FraudstreamError
@@ -275,7 +259,9 @@ def alert_filter(args: argparse.Namespace) -> Any:
             and args.min_score > args.max_score:
         raise FraudstreamError(f"--min-score {args.min_score} is above --max-score "
                                f"{args.max_score}: nothing can match")
-    since, until = _parse_time("--since", args.since), _parse_time("--until", args.until)
+    from schemas.durations import parse_time
+
+    since, until = parse_time("--since", args.since), parse_time("--until", args.until)
     if since is not None and until is not None and since >= until:
         raise FraudstreamError(f"--since {since.isoformat()} is not before --until "
                                f"{until.isoformat()}: nothing can match")
@@ -394,10 +380,11 @@ def run_counts(args: argparse.Namespace) -> int:
 
 
 def run_prune(args: argparse.Namespace) -> int:
+    from schemas.durations import parse_time
     from store.db import connect
     from store.queries import prune
 
-    before = _parse_time("--before", args.before)
+    before = parse_time("--before", args.before)
     assert before is not None
     pruned = prune(connect(args.db, create=False), before)
     _print({"before": before.isoformat(), "decisions": pruned.decisions,

@@ -83,7 +83,7 @@ def compare(
     as_of: datetime | None = None,
 ) -> dict[str, Any]:
     """The comparison report of versions ``a`` and ``b`` (JSON-ready)."""
-    from trainer.metrics import evaluate
+    from models.evaluation import evaluate
 
     if a == b:
         raise FraudstreamError(f"compare two different versions (got {a} twice)")

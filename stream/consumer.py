@@ -30,8 +30,8 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+import stream.offsets as offsets
 from schemas.errors import FraudstreamError
-from stream import offsets
 from stream.deadletters import DeadLetter, Outgoing, dead_letter_message
 from stream.faults import is_transient, one_line
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models.evaluation import recall_at_precision
 from schemas.errors import FraudstreamError
 from trainer import oot
 from trainer.data import Dataset
 from trainer.gate import GateRule, judge, winner
-from trainer.metrics import recall_at_precision
 
 
 def slice_(n: int = 4000, frauds: int = 80, seed: int = 0):

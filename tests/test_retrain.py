@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from models.evaluation import evaluate
 from producer.replay import replay, source_tag, transaction_id
 from producer.topics import ensure_topics
 from schemas.errors import FraudstreamError
@@ -22,7 +23,6 @@ from store.db import connect
 from store.tables import decisions, labels
 from trainer.data import load_csv
 from trainer.gate import GateRule
-from trainer.metrics import evaluate
 from trainer.oot import out_of_time_split
 from trainer.pipeline import train
 from trainer.retrain import RetrainOptions, retrain, stream_data

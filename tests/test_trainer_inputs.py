@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pytest
 
+from models.evaluation import confusion, evaluate
 from schemas.errors import FraudstreamError
 from schemas.features import CSV_COLUMNS
 from trainer.data import load_csv, split
-from trainer.metrics import confusion, evaluate
 from trainer.model import class_weights, initial_bias
 from trainer.threshold import choose_threshold, parse_policy
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from models.evaluation import evaluate, recall_at_precision, reweighted
 from schemas.errors import FraudstreamError
-from trainer.metrics import evaluate, recall_at_precision, reweighted
 
 DEFAULT_MIN_AUPRC_GAIN = 0.01
 DEFAULT_MAX_RECALL_DROP = 0.0

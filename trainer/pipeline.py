@@ -17,10 +17,10 @@ import numpy as np
 import models
 from metrics.drift import DriftReference
 from models.dense import DenseScorer
+from models.evaluation import evaluate
 from schemas.errors import FraudstreamError
 from schemas.features import FeatureContract
 from trainer import data as data_mod
-from trainer.metrics import evaluate
 from trainer.model import STRATEGIES, fit
 from trainer.threshold import DEFAULT_POLICY, choose_threshold, events_per_day, parse_policy
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.metrics import confusion
+from models.evaluation import confusion
 
 #: Metric rows of the HTML tables, in display order.
 TABLE_METRICS: tuple[str, ...] = (
@@ -189,7 +189,7 @@ def confusion_counts(y: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarr
     """2x2 int64 counts ``[[tn, fp], [fn, tp]]`` (rows actual, columns predicted).
 
     ``y``: labels 0/1, shape (n,); ``p``: scores, shape (n,); predicted fraud iff
-    ``p >= threshold`` (:func:`trainer.metrics.confusion`).
+    ``p >= threshold`` (:func:`models.evaluation.confusion`).
     """
     c = confusion(np.asarray(y).ravel(), np.asarray(p, dtype=float).ravel(), threshold)
     return np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]], dtype=np.int64)

@@ -108,7 +108,7 @@ def _aware(when: datetime) -> datetime:
 def stream_data(engine: Any, opts: RetrainOptions) -> tuple[oot.Assembled, dict[str, Any]]:
     """The labelled training set from the transactions topic ⋈ the label store, and its
     provenance (window, clock, maturity, dead letters)."""
-    from scorer.decode import decode_batch
+    from scorer import decode_batch
     from store.counts import maturity_cutoff, stream_clock
     from store.truth import truth_of
     from stream.cli import reachable_broker
@@ -214,7 +214,7 @@ def gate_round(
     production model ``before`` (None: there was none, so the first candidate became production
     on registration and the others are judged against it) on the test slice; promote the winner
     with ``promote="auto"``; record every decision. Returns (outcome, verdict) by version."""
-    from scorer.model import load_model
+    from scorer import load_model
     from store import registry
 
     test = tsplit.info["test"]

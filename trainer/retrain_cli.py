@@ -157,8 +157,7 @@ def register(sub: Any) -> None:
 
 def options(args: argparse.Namespace) -> Any:
     """The :class:`trainer.retrain.RetrainOptions` of the flags (one-line errors)."""
-    from schemas.durations import parse_duration
-    from store.cli import parse_time
+    from schemas.durations import parse_duration, parse_time
     from trainer.gate import GateRule
     from trainer.retrain import RetrainOptions
 
