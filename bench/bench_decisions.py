@@ -27,11 +27,11 @@ from typing import Any
 
 import psycopg  # noqa: F401  (before TensorFlow: see trainer.model.load_keras)
 from common import (
+    ab_summary,
     backends,
     count,
     fresh_db,
     maybe_profile,
-    median,
     redacted,
     replayed_topics,
     score_run,
@@ -75,13 +75,7 @@ def run_backend(name: str, url: str | None, tmp: Path, bootstrap: str,
                 rates["with" if log_decisions else "without"].append(rate)
                 print(f"  [{name}/{variant}] {'with   ' if log_decisions else 'without'} "
                       f"decisions: {rate:>9,.0f} events/s", flush=True)
-        ratios = [w / wo for w, wo in zip(rates["with"], rates["without"], strict=True)]
-        out[variant] = {"with_eps": [round(r) for r in rates["with"]],
-                        "without_eps": [round(r) for r in rates["without"]],
-                        "median_with_eps": round(median(rates["with"])),
-                        "median_without_eps": round(median(rates["without"])),
-                        "ratios": [round(r, 3) for r in ratios],
-                        "median_ratio": round(median(ratios), 3)}
+        out[variant] = ab_summary(rates, "with", "without")
         if args.profile:
             for log_decisions in (True, False):
                 score_once(engine, model, bootstrap, topic, sent, log_decisions, args.batch_size,

@@ -23,10 +23,10 @@ from typing import Any
 
 import psycopg  # noqa: F401  (before TensorFlow: see trainer.model.load_keras)
 from common import (
+    ab_summary,
     backends,
     fresh_db,
     maybe_profile,
-    median,
     redacted,
     replayed_topics,
     score_run,
@@ -111,13 +111,7 @@ def run_backend(name: str, url: str | None, tmp: Path, bootstrap: str, topic: st
             score_once(engine, model, bootstrap, topic, sent, with_metrics, args.batch_size,
                        profile=f"{name} metrics={'on' if with_metrics else 'off'}")
     engine.dispose()
-    ratios = [on / off for on, off in zip(rates["on"], rates["off"], strict=True)]
-    return {"db": redacted(db), "on_eps": [round(r) for r in rates["on"]],
-            "off_eps": [round(r) for r in rates["off"]],
-            "median_on_eps": round(median(rates["on"])),
-            "median_off_eps": round(median(rates["off"])),
-            "ratios": [round(r, 3) for r in ratios], "median_ratio": round(median(ratios), 3)}
-
+    return {"db": redacted(db), **ab_summary(rates, "on", "off")}
 
 def main() -> None:
     parser = scorer_ab_parser(__doc__.splitlines()[0], repeats=3)

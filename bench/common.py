@@ -283,3 +283,13 @@ def median(values: Sequence[float]) -> float:
 
 def rounded(value: Any, digits: int = 3) -> Any:
     return round(value, digits) if isinstance(value, float) else value
+
+
+def ab_summary(rates: dict[str, list[float]], a: str, b: str) -> dict[str, Any]:
+    """An A/B throughput comparison measured as alternating pairs: ``rates[a]`` and
+    ``rates[b]`` are events/s of run i of each variant; returns ``<a>_eps``, ``<b>_eps``, their
+    medians, the per-pair ratios a/b and their median (the figure the benches report)."""
+    ratios = [x / y for x, y in zip(rates[a], rates[b], strict=True)]
+    return {f"{a}_eps": [round(r) for r in rates[a]], f"{b}_eps": [round(r) for r in rates[b]],
+            f"median_{a}_eps": round(median(rates[a])), f"median_{b}_eps": round(median(rates[b])),
+            "ratios": [round(r, 3) for r in ratios], "median_ratio": round(median(ratios), 3)}
