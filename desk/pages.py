@@ -195,11 +195,10 @@ def _missing(request: Request, who: Any, transaction_id: str, model_version: int
                    404)
 
 
-@router.get("/alerts/{model_version}/{transaction_id:path}")
-def detail(request: Request, model_version: int, transaction_id: str, msg: str = "") -> Response:
-    who = _page_user(request)
-    if isinstance(who, Response):
-        return who
+def _detail_page(request: Request, who: Any, transaction_id: str, model_version: int, *,
+                 msg: str = "", error: str | None = None, status: int = 200) -> Response:
+    """The alert's detail page (404 page when it does not exist); ``error`` shows why an action
+    was refused (with its 4xx ``status``), ``msg`` what an action did."""
     found = queue.alert_detail(request.app.state.engine, transaction_id, model_version)
     if found is None:
         return _missing(request, who, transaction_id, model_version)
@@ -207,21 +206,28 @@ def detail(request: Request, model_version: int, transaction_id: str, msg: str =
         max((abs(f["contribution"]) for f in found["alert"]["explanation"] or []), default=1.0)
         or 1.0
     )
-    return _render(
-        request,
-        "detail.html",
-        {
-            "user": who.user,
-            "csrf": who.csrf,
-            "d": found,
-            "a": found["alert"],
-            "msg": msg,
-            "top": top,
-            "dispositions": work.DISPOSITIONS,
-            "max_note": work.MAX_NOTE,
-            "action_url": _alert_url(model_version, transaction_id),
-        },
-    )
+    context = {
+        "user": who.user,
+        "csrf": who.csrf,
+        "d": found,
+        "a": found["alert"],
+        "msg": msg,
+        "top": top,
+        "dispositions": work.DISPOSITIONS,
+        "max_note": work.MAX_NOTE,
+        "action_url": _alert_url(model_version, transaction_id),
+    }
+    if error is not None:
+        context["error"] = error
+    return _render(request, "detail.html", context, status)
+
+
+@router.get("/alerts/{model_version}/{transaction_id:path}")
+def detail(request: Request, model_version: int, transaction_id: str, msg: str = "") -> Response:
+    who = _page_user(request)
+    if isinstance(who, Response):
+        return who
+    return _detail_page(request, who, transaction_id, model_version, msg=msg)
 
 
 @router.post("/alerts/{model_version}/{transaction_id:path}/{action}")
@@ -231,7 +237,6 @@ async def act(request: Request, model_version: int, transaction_id: str, action:
         return who
     await check_csrf(request, who)
     form = await request.form()
-    url = _alert_url(model_version, transaction_id)
     revision = str(form.get("revision", ""))
     try:
         if action not in ("claim", "release", "assign", "disposition"):
@@ -247,27 +252,9 @@ async def act(request: Request, model_version: int, transaction_id: str, action:
             revision=int(revision) if revision.isdigit() else None,
         )
     except work.WorkError as exc:
-        found = queue.alert_detail(request.app.state.engine, transaction_id, model_version)
-        if found is None:
-            return _missing(request, who, transaction_id, model_version)
-        return _render(
-            request,
-            "detail.html",
-            {
-                "user": who.user,
-                "csrf": who.csrf,
-                "d": found,
-                "a": found["alert"],
-                "error": exc.message,
-                "top": 1.0,
-                "dispositions": work.DISPOSITIONS,
-                "max_note": work.MAX_NOTE,
-                "action_url": url,
-                "msg": "",
-            },
-            exc.status,
-        )
-    return RedirectResponse(url, status_code=303)
+        return _detail_page(request, who, transaction_id, model_version, error=exc.message,
+                            status=exc.status)
+    return RedirectResponse(_alert_url(model_version, transaction_id), status_code=303)
 
 
 @router.get("/dashboard")
