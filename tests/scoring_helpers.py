@@ -8,15 +8,19 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import Engine, func, select
 
 from producer.replay import replay, source_tag, transaction_id
 from producer.topics import ensure_topics
 from scorer.model import load_model
+from scorer.service import ScoreConfig, Scorer
 from store.counts import matured_counts
 from store.db import connect
 from store.tables import alerts, consumer_offsets, decisions
@@ -97,3 +101,44 @@ def finish(proc: subprocess.Popen[str], timeout: float = 300) -> dict:
 def kill(proc: subprocess.Popen[str]) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
+
+
+def run_in_process(bootstrap: str, topic: str, engine: Any, home: Path, group: str = "g",
+                   **kw: Any) -> Any:
+    config = ScoreConfig(bootstrap=bootstrap, topic=topic, group_id=group,
+                         until_idle=kw.pop("until_idle", 4), alerts_topic=f"{topic}.alerts",
+                         dlq_topic=f"{topic}.dlq", **kw)
+    ensure_topics(bootstrap, {f"{topic}.alerts": 1, f"{topic}.dlq": 1})
+    return Scorer(config, engine, load_model(engine, home=home)).run()
+
+
+def send(bootstrap: str, topic: str, values: Sequence[bytes], *, key: bytes | None = None,
+         ) -> list[str]:
+    """Send ``values`` (round-robin over 3 partitions); return their "topic/partition/offset"."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                             max_request_size=2 * 1024 * 1024)
+    futures = [producer.send(topic, key=key or f"k{i}".encode(), value=v, partition=i % 3)
+               for i, v in enumerate(values)]
+    producer.flush(timeout=60)
+    where = [f"{topic}/{m.partition}/{m.offset}" for m in (f.get(timeout=60) for f in futures)]
+    producer.close()
+    return where
+
+
+def read_all(bootstrap: str, topic: str, timeout_ms: int = 6000) -> list[Any]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=timeout_ms, fetch_max_bytes=8 * 1024 * 1024)
+    try:
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+def decided_ids(engine: Any) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(decisions.c.transaction_id)).scalars())
+
+
+def combined(a: Expected, b: Expected) -> Expected:
+    return Expected(tp=a.tp + b.tp, fp=a.fp + b.fp, tn=a.tn + b.tn, fn=a.fn + b.fn,
+                    alert_ids=a.alert_ids | b.alert_ids)
