@@ -36,10 +36,15 @@ class DecodedBatch:
     events: list[dict[str, Any]] = field(default_factory=list)  # validated transaction fields
     records: list[Any] = field(default_factory=list)  # the record of each event, same order
     dead: list[DeadLetter] = field(default_factory=list)
+    _raw: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def raw_matrix(self) -> np.ndarray:
-        """``(n, 29)`` raw features of the valid events (feature-contract order)."""
-        return raw_matrix_from_events(self.events)
+        """``(n, 29)`` raw features of the valid events (feature-contract order); built once per
+        batch (production and a shadow model share it) and again only if events were added."""
+        if self._raw is None or len(self._raw) != len(self.events):
+            self._raw = raw_matrix_from_events(self.events)
+            self._raw.flags.writeable = False  # shared: nobody may change it in place
+        return self._raw
 
     def labels(self) -> np.ndarray:
         """``(n,)`` int8: 0/1 where the event carries ``is_fraud``, -1 where it does not."""

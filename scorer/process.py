@@ -88,25 +88,15 @@ def score_batch(batch: DecodedBatch, model: ScoringModel,
     flagged_at = np.flatnonzero(flagged)
     explanations = model.top_features(raw[flagged_at])
     now = now or datetime.now(UTC)
-    decisions: list[dict[str, Any]] = []
-    labels: list[dict[str, Any]] = []
-    for event, record, score, flag in zip(batch.events, batch.records, scores.tolist(),
-                                          flagged.tolist(), strict=True):
-        when = event_time(event["time_s"])
-        tid = event["transaction_id"]
-        decisions.append({
-            "transaction_id": tid, "model_version": model.version, "score": score,
-            "threshold": model.threshold, "flagged": flag, "amount": float(event["amount"]),
-            "event_time": when, "source_topic": record.topic,
-            "source_partition": record.partition, "source_offset": record.offset,
-            "scored_at": now})
-        if event.get("is_fraud") is not None:
-            labels.append({
-                "label_id": INLINE_LABEL_PREFIX + tid, "transaction_id": tid,
-                "is_fraud": int(event["is_fraud"]), "source": "replay", "observed_at": when,
-                "reason": "is_fraud carried by the transaction event", "received_at": now,
-                "source_topic": record.topic, "source_partition": record.partition,
-                "source_offset": record.offset})
+    decisions = decision_rows(batch, model, scores, flagged, now)
+    labels = [{"label_id": INLINE_LABEL_PREFIX + row["transaction_id"],
+               "transaction_id": row["transaction_id"], "is_fraud": int(event["is_fraud"]),
+               "source": "replay", "observed_at": row["event_time"],
+               "reason": "is_fraud carried by the transaction event", "received_at": now,
+               "source_topic": record.topic, "source_partition": record.partition,
+               "source_offset": record.offset}
+              for row, event, record in zip(decisions, batch.events, batch.records, strict=True)
+              if event.get("is_fraud") is not None]
     rows: list[dict[str, Any]] = []
     alerts: list[AlertV1] = []
     for i, explanation in zip(flagged_at, explanations, strict=True):
@@ -123,6 +113,21 @@ def score_batch(batch: DecodedBatch, model: ScoringModel,
     return ScoredBatch(scores, flagged, decisions, rows, alerts, labels, sample)
 
 
+def decision_rows(batch: DecodedBatch, model: ScoringModel, scores: np.ndarray,
+                  flagged: np.ndarray, now: datetime) -> list[dict[str, Any]]:
+    """One ``decisions`` row per valid event of ``batch``: its id, ``model``'s version and
+    threshold, its score (``scores``: ``(n,)`` float64) and flag (``flagged``: ``(n,)`` bool), its
+    amount and event time, its lineage (topic/partition/offset) and ``now`` as scored-at."""
+    version, threshold = model.version, model.threshold
+    return [{"transaction_id": event["transaction_id"], "model_version": version, "score": score,
+             "threshold": threshold, "flagged": flag, "amount": float(event["amount"]),
+             "event_time": event_time(event["time_s"]), "source_topic": record.topic,
+             "source_partition": record.partition, "source_offset": record.offset,
+             "scored_at": now}
+            for event, record, score, flag in zip(batch.events, batch.records, scores.tolist(),
+                                                  flagged.tolist(), strict=True)]
+
+
 def shadow_decisions(batch: DecodedBatch, model: ScoringModel,
                      now: datetime | None = None) -> tuple[list[dict[str, Any]], int]:
     """The shadow model's decision rows for the valid events of ``batch`` (same lineage as
@@ -130,12 +135,5 @@ def shadow_decisions(batch: DecodedBatch, model: ScoringModel,
     alert, so nothing is explained or published; inline labels are production's to write."""
     scores = model.score_raw(batch.raw_matrix())
     flagged = scores >= model.threshold
-    now = now or datetime.now(UTC)
-    rows = [{"transaction_id": event["transaction_id"], "model_version": model.version,
-             "score": score, "threshold": model.threshold, "flagged": flag,
-             "amount": float(event["amount"]), "event_time": event_time(event["time_s"]),
-             "source_topic": record.topic, "source_partition": record.partition,
-             "source_offset": record.offset, "scored_at": now}
-            for event, record, score, flag in zip(batch.events, batch.records, scores.tolist(),
-                                                  flagged.tolist(), strict=True)]
-    return rows, int(flagged.sum())
+    return decision_rows(batch, model, scores, flagged, now or datetime.now(UTC)), \
+        int(flagged.sum())

@@ -22,7 +22,7 @@ def write_batch(conn: Connection, scored: ScoredBatch, *, log_decisions: bool = 
     ``log_decisions=False`` exists only for the decision-log benchmark (its reference run).
     """
     if log_decisions:
-        insert_ignore(conn, decisions, scored.decision_rows)
-        insert_ignore(conn, decisions, shadow_rows)
+        # one statement (one COPY on PostgreSQL) for production's and the shadow's decisions
+        insert_ignore(conn, decisions, [*scored.decision_rows, *shadow_rows])
     insert_ignore(conn, alerts, scored.alert_rows)
     insert_ignore(conn, labels, scored.label_rows)
