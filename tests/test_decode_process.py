@@ -10,7 +10,7 @@ from models.dense import DenseScorer
 from schemas.events import MAX_EVENT_BYTES
 from schemas.features import FeatureContract
 from scorer.decode import decode_batch
-from scorer.process import INLINE_LABEL_PREFIX, ScoringModel, score_batch
+from scorer.process import INLINE_LABEL_PREFIX, ScoringModel, score_batch, shadow_decisions
 
 
 @dataclass
@@ -96,6 +96,23 @@ def test_score_batch_flags_counts_and_builds_alerts():
     assert scored.alerts[0].source_offset == 10 and scored.alerts[0].source_partition == 2
     assert scored.alert_rows[0]["model_version"] == 3
     assert scored.scores[0] == pytest.approx(1 / (1 + np.exp(-15.0)))
+
+
+def test_a_shadow_shares_the_batch_but_decides_with_its_own_version_and_threshold():
+    events = [event(i, v1=v) for i, v in enumerate((2.0, 0.6, -1.0))]
+    batch = decode_batch([Record(encode(e), offset=i) for i, e in enumerate(events)])
+    raw = batch.raw_matrix()
+    assert batch.raw_matrix() is raw and not raw.flags.writeable  # built once, shared, read-only
+    production = score_batch(batch, toy_model(threshold=0.5))
+    shadow = ScoringModel(**{**toy_model(threshold=0.9).__dict__, "version": 4})
+    rows, flagged = shadow_decisions(batch, shadow)
+    assert [r.keys() for r in rows] == [r.keys() for r in production.decision_rows]  # one COPY
+    assert [r["flagged"] for r in production.decision_rows] == [True, True, False]
+    assert [r["flagged"] for r in rows] == [True, False, False] and flagged == 1
+    assert {(r["model_version"], r["threshold"]) for r in rows} == {(4, 0.9)}
+    assert [r["score"] for r in rows] == production.scores.tolist()  # same net, same inputs
+    batch.events.append(event(9, v1=3.0))  # a batch that grows is rebuilt, not served stale
+    assert batch.raw_matrix().shape == (4, 29)
 
 
 def test_micro_batches_score_bit_identically_to_one_big_batch():
