@@ -22,6 +22,7 @@ from desk.auth import User
 from labels.decode import label_row
 from labels.service import write_labels
 from schemas.events import MAX_REASON_LENGTH, LabelV1
+from schemas.ids import derived_id
 from store.tables import alerts, desk_audit, desk_users
 
 Disposition = Literal["confirmed_fraud", "false_positive", "inconclusive"]
@@ -115,7 +116,7 @@ def _label(key: AlertKey, new: dict[str, Any], actor: User, now: datetime) -> di
     label = LabelV1.model_validate(
         {
             "schema_version": 1,
-            "label_id": f"desk:{key.transaction_id}:{key.model_version}:{new['revision']}"[:128],
+            "label_id": derived_id("desk", key.transaction_id, key.model_version, new["revision"]),
             "transaction_id": key.transaction_id,
             "label": LABEL_OF[new["disposition"]],
             "source": "analyst",
