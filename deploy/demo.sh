@@ -111,9 +111,10 @@ step "counts AFTER: labelled decisions, plus unlabelled ones older than $DELAY c
 $FS counts --mature-after "$DELAY"
 
 step "retrain from what the system saw: events read back from Kafka, labels from the store, split out of time"
-echo "Challengers: the Keras net again and gradient-boosted trees (XGBoost). The gate compares each"
-echo "with production (v1) on the most recent labelled slice and promotes only a clear winner."
-$FS retrain --family dense --family xgboost --mature-after "$DELAY" --epochs "${EPOCHS:-100}" \
+echo "Challengers: every model family by default, the Keras net again and gradient-boosted trees"
+echo "(XGBoost). The gate compares each with production (v1) on the most recent labelled slice and"
+echo "promotes only a clear winner."
+$FS retrain --mature-after "$DELAY" --epochs "${EPOCHS:-100}" \
   --val-fraction 0.2 --test-fraction 0.25 --promote auto
 $FS models list
 PRODUCTION=$($PY -c "

@@ -304,3 +304,24 @@ def test_retrain_every_stops_cleanly_on_sigterm(small_csv, tmp_path, home):
             proc.kill()
     assert proc.returncode == 0, err[-2000:]
     assert out.strip() == "" and "stopped after 1 round" in err
+
+
+def test_retrain_trains_every_family_by_default_and_train_keeps_the_dense_net(
+    small_csv, tmp_path, home, capsys
+):
+    """A retraining job lets the gate choose among every family unless told otherwise; the
+    tutorial's `train` keeps its dense default."""
+    import fraudstream_cli
+
+    db = f"sqlite:///{tmp_path / 'defaults.db'}"
+    argv = ["retrain", "--csv", small_csv, "--epochs", "2", "--json", "--db", db]
+    assert fraudstream_cli.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert sorted(c["family"] for c in summary["candidates"]) == ["dense", "xgboost"]
+    assert RetrainOptions().families == ("dense", "xgboost")
+    parser = fraudstream_cli.build_parser()
+    assert parser.parse_args(["train"]).family == "dense"
+    one = parser.parse_args(["retrain", "--family", "xgboost"])
+    from trainer.retrain_cli import options
+
+    assert options(one).families == ("xgboost",)

@@ -35,6 +35,9 @@ from trainer.threshold import DEFAULT_POLICY, events_per_day, parse_policy
 log = logging.getLogger(__name__)
 
 DEFAULT_MATURE_AFTER_S = 48 * 3600.0
+#: A retraining round trains every family by default and lets the gate choose among them
+#: (``train`` keeps the tutorial's dense net as its default).
+RETRAIN_FAMILIES: tuple[str, ...] = tuple(models.FAMILIES)
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class RetrainOptions:
     ``days`` is a window ending at the newest event; ``mature_after_s`` is the label window in
     seconds."""
 
-    families: tuple[str, ...] = (models.DEFAULT_FAMILY,)
+    families: tuple[str, ...] = RETRAIN_FAMILIES
     csv: str | None = None
     bootstrap: str | None = None
     topic: str = "transactions"

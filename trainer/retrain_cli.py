@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 CRON_EXAMPLE = (
     "0 */6 * * *  cd /srv/fraudstream && FRAUDSTREAM_DB_URL=... .venv/bin/fraudstream retrain "
-    "--days 7 --mature-after 48h --family dense --family xgboost --promote auto --json "
+    "--days 7 --mature-after 48h --promote auto --json "
     ">> retrain.log 2>&1"
 )
 
@@ -87,7 +87,7 @@ def register(sub: Any) -> None:
         action="append",
         metavar="NAME",
         help=f"model family to train, repeatable or comma-separated "
-        f"({', '.join(FAMILIES)}); default: dense",
+        f"({', '.join(FAMILIES)}); default: every family (the gate chooses among them)",
     )
     fit.add_argument(
         "--val-fraction",
@@ -159,10 +159,11 @@ def options(args: argparse.Namespace) -> Any:
     """The :class:`trainer.retrain.RetrainOptions` of the flags (one-line errors)."""
     from schemas.durations import parse_duration, parse_time
     from trainer.gate import GateRule
-    from trainer.retrain import RetrainOptions
+    from trainer.retrain import RETRAIN_FAMILIES, RetrainOptions
 
     families = tuple(
-        f.strip() for item in (args.family or ["dense"]) for f in item.split(",") if f.strip()
+        f.strip() for item in (args.family or RETRAIN_FAMILIES) for f in item.split(",")
+        if f.strip()
     )
     return RetrainOptions(
         families=families,
