@@ -85,7 +85,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from desk.app import create_app
     from store.db import connect
 
-    engine = connect(args.db)
+    engine = connect(args.db, create=False)  # the desk never creates a store
     print(f"fraudstream desk on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
     uvicorn.run(
         create_app(engine), host=args.host, port=args.port, log_level="warning", server_header=False
@@ -97,17 +97,18 @@ def run_user(args: argparse.Namespace) -> int:
     from desk import auth
     from store.db import connect
 
+    engine = connect(args.db, create=False)  # the desk never creates a store
     if args.user_command == "list":
-        for u in auth.list_users(connect(args.db, create=False)):
+        for u in auth.list_users(engine):
             state = " (disabled)" if u["disabled"] else ""
             print(f"{u['name']:<20} {u['role']:<8}{state}")
         return 0
     if args.user_command == "set":
         disabled = True if args.disable else False if args.enable else None
-        auth.set_user(connect(args.db, create=False), args.name, role=args.role, disabled=disabled)
+        auth.set_user(engine, args.name, role=args.role, disabled=disabled)
         print(f"user {args.name} updated")
         return 0
-    password = auth.add_user(connect(args.db), args.name, args.role)
+    password = auth.add_user(engine, args.name, args.role)
     print(f"user {args.name} ({args.role}) created; one-time password (shown only now):")
     print(password)
     return 0

@@ -23,6 +23,7 @@ def run(capsys, *argv):
 
 def test_user_and_token_commands(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 'desk.db'}"
+    connect(db).dispose()  # a store that exists (the desk never creates one)
     code, out, _ = run(capsys, "desk", "user", "add", "ann", "--role", "analyst", "--db", db)
     assert code == 0 and "one-time password" in out
     password = out.strip().splitlines()[-1]
@@ -48,5 +49,21 @@ def test_user_and_token_commands(tmp_path, capsys):
 
 def test_user_add_refuses_bad_names(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 'desk.db'}"
+    connect(db).dispose()
     code, _, err = run(capsys, "desk", "user", "add", "a b<script>", "--role", "admin", "--db", db)
     assert code != 0 and "bad user name" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ("desk", "serve", "--host", "256.0.0.1", "--port", "1"),
+    ("desk", "user", "add", "ann", "--role", "analyst"),
+    ("desk", "user", "list"),
+    ("desk", "token", "add", "ann"),
+])
+def test_the_desk_never_creates_a_store(tmp_path, capsys, argv):
+    """A mistyped --db path is one line naming it, and no empty database appears there."""
+    typo = tmp_path / "fraudstrem.db"
+    code, out, err = run(capsys, *argv, "--db", f"sqlite:///{typo}")
+    assert code == 2 and out == ""
+    assert f"no database at {typo}" in err and len(err.strip().splitlines()) == 1
+    assert not typo.exists()
