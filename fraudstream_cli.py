@@ -14,6 +14,7 @@ import importlib.machinery
 import importlib.util
 import logging
 import os
+import select
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -137,11 +138,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The exit status of a Unix tool whose reader went away (killed by SIGPIPE: 128 + 13).
+EXIT_BROKEN_PIPE = 141
+
+
+def stdout_reader_gone() -> bool:
+    """True if standard output is a pipe nobody reads any more (poll reports an error on it), so
+    a BrokenPipeError came from there and not from a socket."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def reader_gone() -> int:
+    """Standard output's reader went away (``fraudstream alerts list | head -3``): stop quietly,
+    as Unix tools do — no traceback, and nothing more is written (stdout now goes to /dev/null,
+    so the interpreter's own flush at exit cannot fail again)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.configure(verbose=args.verbose, fmt=args.log_format)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        if not stdout_reader_gone():
+            raise
+        return reader_gone()
     except FraudstreamError as exc:
         if args.log_format == "json":
             logging.getLogger(f"fraudstream.{args.command}").error(

@@ -9,6 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -257,3 +260,31 @@ def test_models_show_and_promote_for_a_person(seeded: str, home: Path,
     _, out, _ = run(capsys, "models", "promote", "1", "--db", seeded, "--json")
     data = json.loads(out)
     assert (data["version"], data["stage"], data["previous_production"]) == (1, "production", 2)
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(seeded: str) -> None:
+    """`alerts list | head -3` and `counts --json | head -c 600`: when the pipe's reader exits,
+    the command stops as Unix tools do (status 141, as if killed by SIGPIPE), no traceback."""
+    engine = connect(seeded, create=False)
+    with engine.begin() as conn:  # a table far longer than a pipe's buffer
+        conn.execute(alerts.insert(), [alert_row(f"t-many-{i:05d}", 1, 0.5, 1.0, i)
+                                       for i in range(3000)])
+    engine.dispose()
+    env = {**os.environ, "FRAUDSTREAM_DB_URL": seeded}
+    root = Path(__file__).resolve().parent.parent
+    head = subprocess.run(
+        ["bash", "-o", "pipefail", "-c",
+         f"'{sys.executable}' -m fraudstream_cli alerts list --limit 0 | head -3"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert len(head.stdout.splitlines()) == 3
+    assert head.stderr == "" and head.returncode == 141
+    # The reader already gone before anything was written (head -c 600 finished first).
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        counts = subprocess.run([sys.executable, "-m", "fraudstream_cli", "counts", "--json"],
+                                cwd=root, env=env, stdout=write_end, stderr=subprocess.PIPE,
+                                text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert counts.stderr == "" and counts.returncode == 141
