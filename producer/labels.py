@@ -18,6 +18,7 @@ from typing import NamedTuple
 from schemas.durations import parse_duration
 from schemas.errors import FraudstreamError
 from schemas.events import event_time
+from schemas.ids import derived_id
 
 #: ``--labels`` values, for help texts and errors.
 LABEL_MODES_HELP = "inline|delayed:DURATION|none"
@@ -79,7 +80,7 @@ def label_event(transaction_id: str, time_s: float, delay_s: float, delay_text: 
     ``time_s`` seconds) is fraud, observed ``delay_s`` seconds later."""
     return json.dumps({
         "schema_version": 1,
-        "label_id": f"replay:{transaction_id}",
+        "label_id": derived_id("replay", transaction_id),
         "transaction_id": transaction_id,
         "label": "fraud",
         "source": "replay",

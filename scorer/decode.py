@@ -28,7 +28,7 @@ from stream.deadletters import DeadLetter
 
 _numeric = itemgetter(*EVENT_NUMBERS)  # time_s, v1..v28, amount
 _NUMBER_TYPES = {float, int}
-_plain_id = re.compile(ID_PATTERN).match
+_plain_id = re.compile(ID_PATTERN).fullmatch  # "$" alone matches before a final "\n"
 
 
 @dataclass
@@ -82,15 +82,23 @@ def _plainly_valid(value: bytes | None) -> dict[str, Any] | None:
     return None
 
 
-def decode_batch(records: Sequence[Any]) -> DecodedBatch:
-    """Split ``records`` into valid events (in order) and dead letters."""
-    fast = [_plainly_valid(r.value) for r in records]
+def fast_path(values: Sequence[bytes | None]) -> list[dict[str, Any] | None]:
+    """The fast path alone: each value's event if the fast path accepts it, else None (left to
+    the model). It must accept exactly what the model accepts, with the same field values
+    (a property test, ``tests/test_fast_path.py``, holds it to that both ways)."""
+    fast = [_plainly_valid(value) for value in values]
     index = [i for i, event in enumerate(fast) if event is not None]
     if index:
         numbers = np.array([_numeric(fast[i]) for i in index], dtype=np.float64)
         bad = ~np.isfinite(numbers).all(axis=1) | (numbers[:, 0] < 0) | (numbers[:, -1] < 0)
         for j in np.flatnonzero(bad):
             fast[index[j]] = None  # out of range: let the model give the reason
+    return fast
+
+
+def decode_batch(records: Sequence[Any]) -> DecodedBatch:
+    """Split ``records`` into valid events (in order) and dead letters."""
+    fast = fast_path([r.value for r in records])
     batch = DecodedBatch()
     for record, event in zip(records, fast, strict=True):
         result = event if event is not None else decode_one(record.value)

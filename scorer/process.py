@@ -12,11 +12,13 @@ import numpy as np
 from models import ScoringFamily, top_features
 from schemas.events import AlertV1, event_time
 from schemas.features import FeatureContract
+from schemas.ids import derived_id
 from scorer.decode import DecodedBatch
 from stream import BatchEffects
 
-#: Label ids of truths that rode inside a transaction event (``is_fraud``) are this plus its id.
-INLINE_LABEL_PREFIX = "inline:"
+#: Label ids of truths that rode inside a transaction event (``is_fraud``) are derived from its
+#: id under this prefix (``inline:<id>``; hashed when too long, see :func:`derived_id`).
+INLINE_LABEL = "inline"
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def score_batch(batch: DecodedBatch, model: ScoringModel,
     explanations = model.top_features(raw[flagged_at])
     now = now or datetime.now(UTC)
     decisions = decision_rows(batch, model, scores, flagged, now)
-    labels = [{"label_id": INLINE_LABEL_PREFIX + row["transaction_id"],
+    labels = [{"label_id": derived_id(INLINE_LABEL, row["transaction_id"]),
                "transaction_id": row["transaction_id"], "is_fraud": int(event["is_fraud"]),
                "source": "replay", "observed_at": row["event_time"],
                "reason": "is_fraud carried by the transaction event", "received_at": now,

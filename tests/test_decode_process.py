@@ -10,7 +10,7 @@ from models.dense import DenseScorer
 from schemas.events import MAX_EVENT_BYTES
 from schemas.features import FeatureContract
 from scorer.decode import decode_batch
-from scorer.process import INLINE_LABEL_PREFIX, ScoringModel, score_batch, shadow_decisions
+from scorer.process import INLINE_LABEL, ScoringModel, score_batch, shadow_decisions
 
 
 @dataclass
@@ -89,8 +89,8 @@ def test_score_batch_flags_counts_and_builds_alerts():
     assert {d["model_version"] for d in scored.decision_rows} == {3}
     # Inline truths become labels (source replay); the unlabelled event has none.
     assert [(r["label_id"], r["is_fraud"], r["source"]) for r in scored.label_rows] == [
-        (INLINE_LABEL_PREFIX + "t-0", 1, "replay"), (INLINE_LABEL_PREFIX + "t-1", 1, "replay"),
-        (INLINE_LABEL_PREFIX + "t-2", 0, "replay")]
+        (f"{INLINE_LABEL}:t-0", 1, "replay"), (f"{INLINE_LABEL}:t-1", 1, "replay"),
+        (f"{INLINE_LABEL}:t-2", 0, "replay")]
     assert scored.label_rows[0]["observed_at"] == scored.decision_rows[0]["event_time"]
     assert [a.transaction_id for a in scored.alerts] == ["t-0", "t-2"]
     assert scored.alerts[0].source_offset == 10 and scored.alerts[0].source_partition == 2

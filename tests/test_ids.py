@@ -26,3 +26,12 @@ def test_derived_ids_are_collision_free_at_any_length():
     assert derived_id("inline", hashed.removeprefix("inline:")) != hashed
     with pytest.raises(ValueError):
         derived_id("a:b", "x")
+
+
+def test_a_replayed_label_of_the_longest_id_is_a_valid_label_event():
+    from producer.labels import label_event
+    from schemas.events import LabelV1
+
+    tid = "r" * MAX_ID_LENGTH
+    label = LabelV1.model_validate_json(label_event(tid, 10.0, 3600.0, "1h"))
+    assert label.transaction_id == tid and label.label_id == derived_id("replay", tid)
