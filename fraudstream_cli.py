@@ -124,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fraudstream", description=__doc__, formatter_class=HelpFormatter,
         epilog="Configuration: flags > environment (FRAUDSTREAM_HOME, FRAUDSTREAM_DB_URL, "
-               "KAFKA_BOOTSTRAP_SERVERS) > defaults (./.fraudstream, SQLite in it, "
-               "127.0.0.1:9092). After `make demo`: export FRAUDSTREAM_HOME=.fraudstream/demo.")
+               "KAFKA_BOOTSTRAP_SERVERS) > defaults (./.fraudstream, SQLite in it, the "
+               "broker `kafka up` started for the home, else 127.0.0.1:9092). After `make "
+               "demo`: export FRAUDSTREAM_HOME=.fraudstream/demo.")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="debug logging (also Kafka's and Alembic's)")
     parser.add_argument("--log-format", choices=logs.FORMATS, default=logs.default_format(),

@@ -39,9 +39,25 @@ DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy" / "kafka"
 _COMPLETE_MARKER = ".complete"
 
 
+#: The ``--bootstrap-servers`` help of every command that talks to Kafka.
+BOOTSTRAP_HELP = ("H:P (default: $KAFKA_BOOTSTRAP_SERVERS, else the local broker `fraudstream "
+                  "kafka up` started for $FRAUDSTREAM_HOME, else 127.0.0.1:9092)")
+
+
 def bootstrap_servers(flag: str | None = None) -> str:
-    """The bootstrap address: ``flag`` > env ``KAFKA_BOOTSTRAP_SERVERS`` > ``127.0.0.1:9092``."""
-    return flag or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
+    """The bootstrap address: ``flag`` > env ``KAFKA_BOOTSTRAP_SERVERS`` > the local broker of
+    this home (:func:`home_broker`) > ``127.0.0.1:9092``."""
+    return flag or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or home_broker() or DEFAULT_BOOTSTRAP
+
+
+def home_broker() -> str | None:
+    """The address of the local broker ``fraudstream kafka up`` started for this
+    ``$FRAUDSTREAM_HOME`` (the port its data directory ``kafka/`` recorded), running or not;
+    None if it never started one. Nothing is created by looking."""
+    from store.settings import home
+
+    port = LocalBroker(home(create=False) / "kafka").recorded_port
+    return f"{HOST}:{port}" if port else None
 
 
 def _quiet_kafka_logs() -> None:
@@ -216,6 +232,12 @@ class LocalBroker:
     @property
     def _props_file(self) -> Path:
         return self.data_dir / "server.properties"
+
+    @property
+    def recorded_port(self) -> int | None:
+        """The client port recorded when this data directory's broker was last started."""
+        port = self._recorded().get("port")
+        return int(port) if port else None
 
     def _recorded(self) -> dict[str, int]:
         try:

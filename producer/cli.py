@@ -10,6 +10,8 @@ from dataclasses import asdict
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``kafka`` and ``replay`` subcommands to the ``fraudstream`` dispatcher."""
+    from producer.broker import BOOTSTRAP_HELP
+
     kafka = subparsers.add_parser(
         "kafka", help="run a local single-node Apache Kafka broker",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -32,8 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--csv", required=True, metavar="PATH_OR_URL",
                         help="creditcard.csv-shaped data: Time, V1..V28, Amount, Class columns "
                              "(a path, .gz, or http(s) URL)")
-    replay.add_argument("--bootstrap-servers", metavar="HOST:PORT",
-                        help="default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092")
+    replay.add_argument("--bootstrap-servers", metavar="HOST:PORT", help=BOOTSTRAP_HELP)
     replay.add_argument("--topic", default="transactions",
                         help="topic the transaction.v1 events are written to")
     replay.add_argument("--partitions", type=int, default=3,

@@ -21,6 +21,8 @@ PSI_STABLE = 0.1
 
 
 def register_drift(sub: Any) -> None:
+    from producer.broker import BOOTSTRAP_HELP
+
     drift = sub.add_parser(
         "drift", help="drift report: PSI of the recent transactions vs the model's train split",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -28,7 +30,7 @@ def register_drift(sub: Any) -> None:
                     "saw), and print each model input's and the score's PSI against the "
                     "model's train-split reference, top drifting features first. "
                     "PSI < 0.1 stable, 0.1-0.2 moderate, > 0.2 significant.")
-    drift.add_argument("--bootstrap-servers", help="H:P (default: $KAFKA_BOOTSTRAP_SERVERS)")
+    drift.add_argument("--bootstrap-servers", help=BOOTSTRAP_HELP)
     drift.add_argument("--topic", default="transactions", help="topic of transaction.v1 events")
     drift.add_argument("--last", type=int, default=DEFAULT_LAST, metavar="N",
                        help="read back the last N events of the topic (all partitions)")
@@ -78,9 +80,12 @@ def drift_report(records: list[Any], model: Any, window_s: float | None = None) 
 
 
 def human(report: dict[str, Any], top: int) -> str:
+    from schemas.events import event_time
+
     w = report["window"]
     span = ("" if w["first_time_s"] is None else
-            f", event time {w['first_time_s']:.0f}..{w['last_time_s']:.0f} s")
+            f", event time {event_time(w['first_time_s']):%Y-%m-%d %H:%M:%S} .. "
+            f"{event_time(w['last_time_s']):%Y-%m-%d %H:%M:%S}")
     lines = [f"drift of {report['events']:,} events{span} vs model {report['model_version']}'s "
              f"train split ({report['reference_rows']:,} rows); PSI > {PSI_ALERT} significant",
              f"  score PSI {report['score_psi']:.4f}"]

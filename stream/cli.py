@@ -13,7 +13,9 @@ from schemas.errors import FraudstreamError
 def add_consumer_args(parser: argparse.ArgumentParser, *, topic: str, what: str, group: str,
                       group_help: str, batch_size: int, dlq_topic: str) -> None:
     """Add the shared flags; ``what`` names the events (``transaction.v1``, ``label.v1``)."""
-    parser.add_argument("--bootstrap-servers", help="H:P (default: $KAFKA_BOOTSTRAP_SERVERS)")
+    from producer.broker import BOOTSTRAP_HELP
+
+    parser.add_argument("--bootstrap-servers", help=BOOTSTRAP_HELP)
     parser.add_argument("--topic", default=topic, help=f"topic of {what} events")
     parser.add_argument("--group-id", default=group, help=group_help)
     parser.add_argument("--db", help="SQLAlchemy URL (default: $FRAUDSTREAM_DB_URL or SQLite)")

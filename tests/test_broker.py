@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -12,6 +13,8 @@ import pytest
 from producer import cli
 from producer.broker import LocalBroker, bootstrap_servers, free_port
 from schemas.errors import FraudstreamError
+from stream.cli import reachable_broker
+from trainer.synth import write_csv
 
 pytestmark = pytest.mark.kafka
 
@@ -31,12 +34,38 @@ def needs_java() -> None:
         pytest.skip("java not installed")
 
 
-def test_bootstrap_servers_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bootstrap_servers_precedence(monkeypatch: pytest.MonkeyPatch, home) -> None:
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     assert bootstrap_servers(None) == "127.0.0.1:9092"
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "10.0.0.1:1234")
     assert bootstrap_servers(None) == "10.0.0.1:1234"
     assert bootstrap_servers("h:1") == "h:1"
+
+
+def test_commands_find_the_broker_the_home_started(kafka_bootstrap, new_topic, home, tmp_path,
+                                                   monkeypatch, capsys) -> None:
+    """After `kafka up --port P` (as `make demo` runs it on KAFKA_PORT), every command of that
+    home talks to 127.0.0.1:P without being told: the port its data directory recorded."""
+    import fraudstream_cli
+
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    assert bootstrap_servers(None) == "127.0.0.1:9092"  # this home never started a broker
+    assert not (home / "kafka").exists()  # looking created nothing
+    host, _, port = kafka_bootstrap.rpartition(":")
+    assert host == "127.0.0.1", kafka_bootstrap
+    (home / "kafka").mkdir()  # what `kafka up --port P` records for the home's broker
+    (home / "kafka" / "broker.json").write_text(
+        json.dumps({"port": int(port), "controller_port": int(port) + 1}) + "\n")
+    assert bootstrap_servers(None) == reachable_broker(None) == kafka_bootstrap
+    assert bootstrap_servers("h:1") == "h:1"
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "10.0.0.1:1234")
+    assert bootstrap_servers(None) == "10.0.0.1:1234"  # the environment still wins
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS")
+    topic = new_topic(kafka_bootstrap)
+    csv = write_csv(tmp_path / "few.csv", 40, seed=3)
+    argv = ["replay", "--csv", str(csv), "--topic", topic, "--labels", "none", "--json"]
+    assert fraudstream_cli.main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["sent"] == 40
 
 
 def test_status_with_nothing_listening(tmp_path, capsys) -> None:

@@ -135,3 +135,15 @@ def test_replay_shift_drives_v14_psi_and_no_shift_stays_stable(kafka_bootstrap, 
     assert max(v for k, v in shifted["feature_psi"].items() if k != "V14") < 0.1
     assert max(plain["feature_psi"].values()) < 0.1 and plain["score_psi"] < 0.1
     assert plain["drifting"] == [] and shifted["drifting"][0] == "V14"
+
+
+def test_the_text_report_prints_event_times_as_dates() -> None:
+    """Like every other command (not "161954..172792 s")."""
+    from scorer.drift_cli import human
+
+    report = {"events": 2, "model_version": 3, "reference_rows": 10, "score_psi": 0.01,
+              "window": {"first_time_s": 161954.0, "last_time_s": 172792.0},
+              "top": [], "drifting": []}
+    first = human(report, top=5).splitlines()[0]
+    assert "event time 2013-09-02 20:59:14 .. 2013-09-02 23:59:52" in first, first
+    assert "161954" not in first

@@ -23,6 +23,7 @@ CRON_EXAMPLE = (
 
 def register(sub: Any) -> None:
     from models import FAMILIES
+    from producer.broker import BOOTSTRAP_HELP
     from trainer import gate, oot
     from trainer.model import STRATEGIES
     from trainer.threshold import DEFAULT_POLICY
@@ -52,7 +53,7 @@ def register(sub: Any) -> None:
     src.add_argument(
         "--bootstrap-servers",
         metavar="H:P",
-        help="Kafka (default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092)",
+        help=BOOTSTRAP_HELP,
     )
     src.add_argument("--topic", default="transactions", help="topic of transaction.v1 events")
     src.add_argument(
