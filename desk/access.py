@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
 
-from desk.auth import Role, User, csrf_ok, user_by_id, user_by_token
+from desk.auth import Role, User, csrf_ok, user_by_session, user_by_token
 from desk.work import Action, AlertKey, act
 
 COOKIE = "fraudstream_desk"
@@ -39,7 +39,7 @@ def principal(request: Request) -> Principal | None:
     data = request.app.state.sessions.read(request.cookies.get(COOKIE))
     if data is None:
         return None
-    user = user_by_id(engine, int(data["uid"]))
+    user = user_by_session(engine, data["uid"], data["ep"])
     return Principal(user, "session", data["csrf"]) if user else None
 
 

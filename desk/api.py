@@ -9,24 +9,16 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from desk import auth, queue, stats, work
+from desk import auth, params, queue, stats, work
 from desk.access import Admin, Analyst, Viewer, do_work
-from schemas.durations import parse_duration
-from schemas.errors import FraudstreamError
+from desk.params import INT_MAX, NamePath, TxPath, Version, VersionPath, WholePath
+from schemas.events import ID_PATTERN, TransactionId
 
 router = APIRouter(prefix="/api", tags=["api"])
-ID = Field(min_length=1, max_length=128)
 
 
 def engine_of(request: Request) -> Any:
     return request.app.state.engine
-
-
-def parse_or_400(params: Any) -> queue.QueueFilter:
-    try:
-        return queue.parse_filter(params)
-    except queue.BadFilter as exc:
-        raise HTTPException(400, str(exc)) from None
 
 
 @router.get("/me")
@@ -52,13 +44,13 @@ def list_alerts(
     cursor: str | None = Query(None, description="next_cursor of the last page"),
 ) -> dict[str, Any]:
     """One page of the queue; pass ``next_cursor`` back as ``cursor`` for the next."""
-    page = queue.list_queue(engine_of(request), parse_or_400(request.query_params))
+    page = queue.list_queue(engine_of(request), queue.parse_filter(request.query_params))
     return {"items": page.rows, "next_cursor": page.next_cursor}
 
 
 @router.get("/alerts/{model_version}/{transaction_id:path}")
 def get_alert(
-    request: Request, model_version: int, transaction_id: str, who: Viewer
+    request: Request, model_version: VersionPath, transaction_id: TxPath, who: Viewer
 ) -> dict[str, Any]:
     """An alert, its explanation, its transaction's labels and decisions, its audit trail."""
     found = queue.alert_detail(engine_of(request), transaction_id, model_version)
@@ -71,12 +63,14 @@ class WorkBody(BaseModel):
     assignee: str | None = Field(None, max_length=64)
     disposition: work.Disposition | None = None
     note: str | None = None  # length checked by the work rules (a clear 400)
-    revision: int | None = Field(None, description="refuse (409) if the alert changed since")
+    revision: int | None = Field(
+        None, ge=0, le=INT_MAX, description="refuse (409) if the alert changed since"
+    )
 
 
 class AlertRef(BaseModel):
-    transaction_id: str = ID
-    model_version: int = Field(ge=1)
+    transaction_id: TransactionId
+    model_version: Version
 
 
 class BulkBody(WorkBody):
@@ -95,8 +89,8 @@ def bulk(request: Request, body: BulkBody, who: Analyst) -> dict[str, Any]:
 @router.post("/alerts/{model_version}/{transaction_id:path}/{action}")
 def act(
     request: Request,
-    model_version: int,
-    transaction_id: str,
+    model_version: VersionPath,
+    transaction_id: TxPath,
     action: Literal["claim", "release", "assign", "disposition"],
     who: Analyst,
     body: WorkBody | None = None,
@@ -111,15 +105,12 @@ def act(
 
 @router.get("/dashboard")
 def dashboard(request: Request, who: Viewer, mature_after: str = "48h") -> dict[str, Any]:
-    try:
-        window = timedelta(seconds=parse_duration(mature_after, "mature_after"))
-    except FraudstreamError as exc:
-        raise HTTPException(400, str(exc)) from None
+    window = timedelta(seconds=params.duration("mature_after", mature_after))
     return stats.dashboard(engine_of(request), window)
 
 
 class TokenBody(BaseModel):
-    name: str = Field("api", min_length=1, max_length=64)
+    name: str = Field("api", min_length=1, max_length=64, pattern=ID_PATTERN)
 
 
 @router.post("/tokens")
@@ -131,7 +122,7 @@ def new_token(request: Request, body: TokenBody, who: Viewer) -> dict[str, Any]:
 
 
 @router.delete("/tokens/{token_id}")
-def revoke(request: Request, token_id: int, who: Viewer) -> dict[str, Any]:
+def revoke(request: Request, token_id: WholePath, who: Viewer) -> dict[str, Any]:
     """Revoke one of your tokens (an admin: anyone's)."""
     if not auth.revoke_token(engine_of(request), token_id, owner=who.user):
         raise HTTPException(404, f"no live token {token_id} of yours")
@@ -165,18 +156,24 @@ def add_user(request: Request, body: UserBody, who: Admin) -> dict[str, Any]:
 class UserChange(BaseModel):
     role: auth.Role | None = None
     disabled: bool | None = None
+    reset_password: bool = Field(False, description="answer with a new one-time password")
 
 
 @router.patch("/users/{name}")
-def change_user(request: Request, name: str, body: UserChange, who: Admin) -> dict[str, Any]:
+def change_user(
+    request: Request, name: NamePath, body: UserChange, who: Admin
+) -> dict[str, Any]:
+    """A role change, a disable and a password reset end the user's sessions and tokens."""
     try:
-        auth.set_user(engine_of(request), name, role=body.role, disabled=body.disabled)
+        password = auth.set_user(
+            engine_of(request),
+            name,
+            role=body.role,
+            disabled=body.disabled,
+            reset_password=body.reset_password,
+        )
     except auth.DeskError as exc:
         raise HTTPException(404, str(exc)) from None
-    work.record(
-        engine_of(request),
-        who.user.name,
-        "user_change",
-        {"name": name, **body.model_dump(exclude_none=True)},
-    )
-    return {"name": name, **body.model_dump(exclude_none=True)}
+    change = {"name": name, **body.model_dump(exclude_none=True, exclude_defaults=True)}
+    work.record(engine_of(request), who.user.name, "user_change", change)
+    return change if password is None else {**change, "password": password}

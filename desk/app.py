@@ -14,18 +14,22 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
+from starlette.datastructures import Headers
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from desk import api, pages
 from desk.access import UNSAFE
 from desk.auth import LoginLimiter, Sessions
 from desk.observe import DeskMetrics
+from desk.params import BadParam
 from desk.work import WorkError
 
 HERE = Path(__file__).parent
@@ -57,17 +61,55 @@ def desk_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+class _BodyLimit:
+    """Request bodies over :data:`MAX_BODY` bytes are refused (413) whatever their framing: a
+    declared ``Content-Length`` at once, a chunked body as soon as the bytes read so far pass the
+    limit — before anyone is authenticated, and without reading the rest."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length", "")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            if length:  # a length we cannot trust, or too large: never read the body
+                await _too_large(send)
+                return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > MAX_BODY:
+                    raise HTTPException(413, f"request body over {MAX_BODY} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+async def _too_large(send: Send) -> None:
+    await JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)(
+        {"type": "http"}, _nothing, send
+    )
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
+
+
 class _Guard(BaseHTTPMiddleware):
-    """Security headers on every response; oversized bodies and cross-site writes refused."""
+    """Security headers on every response; cross-site writes refused."""
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length", "")
-        if request.method in UNSAFE and length.isdigit() and int(length) > MAX_BODY:
+        if request.method in UNSAFE and not _same_origin(request):
             response: Response = JSONResponse(
-                {"detail": f"request body over {MAX_BODY} bytes"}, status_code=413
+                {"detail": "cross-site request refused"}, status_code=403
             )
-        elif request.method in UNSAFE and not _same_origin(request):
-            response = JSONResponse({"detail": "cross-site request refused"}, status_code=403)
         else:
             started = time.perf_counter()
             response = await call_next(request)
@@ -82,6 +124,18 @@ class _Guard(BaseHTTPMiddleware):
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """FastAPI's validation errors as one line naming the parameter: ``model_version: Input
+    should be less than or equal to 2147483647`` (the first error; the rest counted)."""
+    errors = exc.errors()
+    if not errors:
+        return "bad request"
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
 def _same_origin(request: Request) -> bool:
@@ -118,12 +172,21 @@ def create_app(
     app.state.metrics = DeskMetrics()
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.state.templates.env.filters["when"] = _when
+    app.add_middleware(_BodyLimit)  # counts bytes as they are read, before authentication
     app.add_middleware(_Guard)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.exception_handler(WorkError)
     async def _work_error(request: Request, exc: WorkError) -> Response:
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(BadParam)
+    async def _bad_param(request: Request, exc: BadParam) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return JSONResponse({"detail": validation_message(exc)}, status_code=400)
 
     @app.get("/metrics", include_in_schema=False)
     def _metrics() -> Response:

@@ -3,8 +3,12 @@
 * Passwords are argon2id-hashed (``argon2-cffi``); a new user gets a one-time random password.
 * API tokens are random (``fsd_`` + 32 bytes, URL-safe); only their sha256 is stored, so a
   database leak does not leak tokens; revoking sets ``revoked_at``.
-* Sessions are signed (itsdangerous) cookie payloads ``{uid, csrf}`` with a max age; the CSRF
-  token lives in the session and must come back with every state-changing request.
+* Sessions are signed (itsdangerous) cookie payloads ``{uid, ep, csrf}`` with a max age; the
+  CSRF token lives in the session and must come back with every state-changing request. ``ep``
+  is the user's ``session_epoch`` at login, checked on every request: logout, disable, a role
+  change and a password reset bump it, so every session issued before them ends server-side
+  (a re-enable does not revive them). Disable, role change and password reset also revoke the
+  user's bearer tokens (for good).
 * :class:`LoginLimiter`: at most ``max_failures`` failed logins per user name and per client
   address in ``window_s``; pure (the clock is passed in).
 """
@@ -21,9 +25,10 @@ from typing import Any, Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from desk import params
 from schemas.errors import FraudstreamError
 from store.tables import desk_tokens, desk_users
 
@@ -45,6 +50,7 @@ class User:
     id: int
     name: str
     role: Role
+    epoch: int = 0  # the user's session epoch when this was read
 
     def can(self, role: Role) -> bool:
         """True if this user has ``role`` or a stronger one."""
@@ -52,19 +58,23 @@ class User:
 
 
 def _user(row: Any) -> User:
-    return User(id=row.id, name=row.name, role=row.role)
+    return User(id=row.id, name=row.name, role=row.role, epoch=row.session_epoch)
+
+
+def _good_name(name: str) -> bool:
+    try:
+        params.user_name("name", name)
+    except params.BadParam:
+        return False
+    return True
 
 
 def add_user(engine: Engine, name: str, role: Role) -> str:
     """Create ``name`` with ``role``; return its one-time password (shown once, never stored)."""
     if role not in ROLES:
         raise DeskError(f"unknown role {role!r} (choose from {', '.join(ROLES)})")
-    if (
-        not name
-        or len(name) > 64
-        or not name.replace("-", "").replace("_", "").replace(".", "").isalnum()
-    ):
-        raise DeskError(f"bad user name {name!r}: 1-64 letters, digits, '.', '-' or '_'")
+    if not _good_name(name):
+        raise DeskError(f"bad user name {name[:70]!r}: 1-64 letters, digits, '.', '-' or '_'")
     password = secrets.token_urlsafe(15)
     try:
         with engine.begin() as conn:
@@ -96,30 +106,68 @@ def list_users(engine: Engine) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in rows]
 
 
+def _end_sessions(conn: Connection, user_id: int, *, tokens: bool) -> None:
+    """Bump ``user_id``'s session epoch (every session issued before ends); with ``tokens``,
+    also revoke every live bearer token of theirs."""
+    conn.execute(
+        update(desk_users)
+        .where(desk_users.c.id == user_id)
+        .values(session_epoch=desk_users.c.session_epoch + 1)
+    )
+    if tokens:
+        conn.execute(
+            update(desk_tokens)
+            .where(desk_tokens.c.user_id == user_id, desk_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+        )
+
+
 def set_user(
-    engine: Engine, name: str, *, role: Role | None = None, disabled: bool | None = None
-) -> None:
-    """Change a user's role and/or disable them (their sessions and tokens stop working)."""
-    values: dict[str, Any] = {}
-    if role is not None:
-        if role not in ROLES:
-            raise DeskError(f"unknown role {role!r} (choose from {', '.join(ROLES)})")
-        values["role"] = role
-    if disabled is not None:
-        values["disabled"] = disabled
-    if not values:
-        return
+    engine: Engine,
+    name: str,
+    *,
+    role: Role | None = None,
+    disabled: bool | None = None,
+    reset_password: bool = False,
+) -> str | None:
+    """Change a user's role, disable / enable them, or reset their password (the new one-time
+    password is returned). A disable, a role change or a reset ends every session and revokes
+    every token of theirs; an enable revives none of them."""
+    if role is not None and role not in ROLES:
+        raise DeskError(f"unknown role {role!r} (choose from {', '.join(ROLES)})")
     with engine.begin() as conn:
-        if not conn.execute(
-            update(desk_users).where(desk_users.c.name == name).values(**values)
-        ).rowcount:
+        row = conn.execute(
+            select(desk_users.c.id, desk_users.c.role).where(desk_users.c.name == name)
+        ).first()
+        if row is None:
             raise DeskError(f"no user {name!r}")
+        values: dict[str, Any] = {}
+        if role is not None:
+            values["role"] = role
+        if disabled is not None:
+            values["disabled"] = disabled
+        password = secrets.token_urlsafe(15) if reset_password else None
+        if password is not None:
+            values["password_hash"] = _hasher.hash(password)
+        if values:
+            conn.execute(update(desk_users).where(desk_users.c.id == row.id).values(**values))
+        if disabled or reset_password or (role is not None and role != row.role):
+            _end_sessions(conn, row.id, tokens=True)
+    return password
+
+
+def end_sessions(engine: Engine, user: User) -> None:
+    """Logout: every session of ``user`` ends (bearer tokens stay: revoke them by id)."""
+    with engine.begin() as conn:
+        _end_sessions(conn, user.id, tokens=False)
 
 
 def authenticate(engine: Engine, name: str, password: str) -> User | None:
     """The user if ``password`` is theirs and they are enabled, else None."""
-    with engine.connect() as conn:
-        row = conn.execute(select(desk_users).where(desk_users.c.name == name)).first()
+    row = None
+    if _good_name(name):
+        with engine.connect() as conn:
+            row = conn.execute(select(desk_users).where(desk_users.c.name == name)).first()
     try:
         _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
@@ -127,10 +175,15 @@ def authenticate(engine: Engine, name: str, password: str) -> User | None:
     return _user(row) if row is not None and not row.disabled else None
 
 
-def user_by_id(engine: Engine, user_id: int) -> User | None:
+def user_by_session(engine: Engine, user_id: int, epoch: int) -> User | None:
+    """The enabled user of a session issued in their current ``epoch`` (else None: it ended)."""
     with engine.connect() as conn:
         row = conn.execute(
-            select(desk_users).where(desk_users.c.id == user_id, desk_users.c.disabled.is_(False))
+            select(desk_users).where(
+                desk_users.c.id == user_id,
+                desk_users.c.disabled.is_(False),
+                desk_users.c.session_epoch == epoch,
+            )
         ).first()
     return _user(row) if row else None
 
@@ -191,7 +244,7 @@ def user_by_token(engine: Engine, token: str) -> User | None:
 
 
 class Sessions:
-    """Signed session payloads for the cookie (``{uid, csrf}``)."""
+    """Signed session payloads for the cookie (``{uid, ep, csrf}``)."""
 
     def __init__(self, secret: str, max_age_s: int = SESSION_MAX_AGE_S) -> None:
         self._serializer = URLSafeTimedSerializer(secret, salt="fraudstream-desk-session")
@@ -200,7 +253,7 @@ class Sessions:
     def issue(self, user: User) -> tuple[str, str]:
         """(cookie value, CSRF token) for a fresh session of ``user``."""
         csrf = secrets.token_urlsafe(24)
-        return self._serializer.dumps({"uid": user.id, "csrf": csrf}), csrf
+        return self._serializer.dumps({"uid": user.id, "ep": user.epoch, "csrf": csrf}), csrf
 
     def read(self, cookie: str | None) -> dict[str, Any] | None:
         if not cookie:
@@ -209,7 +262,9 @@ class Sessions:
             data = self._serializer.loads(cookie, max_age=self.max_age_s)
         except BadSignature:
             return None
-        return data if isinstance(data, dict) and {"uid", "csrf"} <= data.keys() else None
+        if not (isinstance(data, dict) and {"uid", "ep", "csrf"} <= data.keys()):
+            return None
+        return data if type(data["uid"]) is int and type(data["ep"]) is int else None
 
 
 def csrf_ok(expected: str | None, given: str | None) -> bool:

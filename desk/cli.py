@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 _DEFAULTS = argparse.ArgumentDefaultsHelpFormatter
+PROXIES_ENV = "FRAUDSTREAM_DESK_TRUSTED_PROXIES"
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +34,14 @@ def register(sub: Any) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    serve.add_argument(
+        "--trusted-proxies",
+        metavar="ADDRS",
+        default=os.environ.get(PROXIES_ENV, ""),
+        help="comma-separated addresses (or CIDRs) of reverse proxies whose X-Forwarded-For / "
+        "-Proto headers are believed; default none: the peer address is the client (login "
+        f"limits count it). Also ${PROXIES_ENV}",
+    )
     _db(serve)
     serve.set_defaults(func=run_serve)
 
@@ -53,12 +63,19 @@ def register(sub: Any) -> None:
     _db(ulist)
     ulist.set_defaults(func=run_user)
     uset = usub.add_parser(
-        "set", help="change a user's role or disable them", formatter_class=_DEFAULTS
+        "set",
+        help="change a user's role, disable them or reset their password",
+        formatter_class=_DEFAULTS,
+        description="A role change, --disable and --reset-password end every session of the "
+        "user and revoke their bearer tokens (--enable revives none of them).",
     )
     uset.add_argument("name", help="the user to change")
     uset.add_argument("--role", choices=("viewer", "analyst", "admin"), help="new role")
     uset.add_argument("--disable", action="store_true", help="sessions and tokens stop working")
     uset.add_argument("--enable", action="store_true", help="let a disabled user log in again")
+    uset.add_argument(
+        "--reset-password", action="store_true", help="print a new one-time password"
+    )
     _db(uset)
     uset.set_defaults(func=run_user)
 
@@ -86,9 +103,18 @@ def run_serve(args: argparse.Namespace) -> int:
     from store.db import connect
 
     engine = connect(args.db, create=False)  # the desk never creates a store
+    proxies = [p.strip() for p in args.trusted_proxies.split(",") if p.strip()]
     print(f"fraudstream desk on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
     uvicorn.run(
-        create_app(engine), host=args.host, port=args.port, log_level="warning", server_header=False
+        create_app(engine),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        server_header=False,
+        # Forwarded headers are believed only from the proxies the operator names (uvicorn's
+        # own default trusts them from 127.0.0.1: anyone on the host could pick their address).
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
     )
     return 0
 
@@ -105,8 +131,17 @@ def run_user(args: argparse.Namespace) -> int:
         return 0
     if args.user_command == "set":
         disabled = True if args.disable else False if args.enable else None
-        auth.set_user(engine, args.name, role=args.role, disabled=disabled)
+        password = auth.set_user(
+            engine,
+            args.name,
+            role=args.role,
+            disabled=disabled,
+            reset_password=args.reset_password,
+        )
         print(f"user {args.name} updated")
+        if password is not None:
+            print("new one-time password (shown only now):")
+            print(password)
         return 0
     password = auth.add_user(engine, args.name, args.role)
     print(f"user {args.name} ({args.role}) created; one-time password (shown only now):")

@@ -12,8 +12,9 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from desk import auth, charts, queue, stats, work
+from desk import auth, charts, params, queue, stats, work
 from desk.access import COOKIE, Principal, check_csrf, do_work, principal
+from desk.params import TxPath, VersionPath
 
 router = APIRouter(include_in_schema=False)
 STATUS_LABELS = {
@@ -91,6 +92,8 @@ async def logout(request: Request) -> Response:
     who = principal(request)
     if who is not None:
         await check_csrf(request, who)
+        if who.via == "session":
+            auth.end_sessions(request.app.state.engine, who.user)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -139,14 +142,15 @@ def _queue_context(
 
 
 @router.get("/queue/new")
-def new_alerts(request: Request, after: float = 0.0, status: str = "open") -> Response:
+def new_alerts(request: Request, after: str = "0", status: str = "open") -> Response:
     """The queue polls this (htmx, every 10 s): a link saying how many newer alerts there are."""
     if principal(request) is None:
         return HTMLResponse("", status_code=401)
-    wanted = None if status == "all" else status
-    if wanted not in (*queue.STATUSES, None):
-        return HTMLResponse("", status_code=400)
-    n = queue.newer_count(request.app.state.engine, after, wanted)  # type: ignore[arg-type]
+    since = params.number("after", after, -1e15, 1e15) or 0.0
+    wanted = params.choice("status", status, (*queue.STATUSES, "all"))
+    n = queue.newer_count(
+        request.app.state.engine, since, None if wanted == "all" else wanted  # type: ignore[arg-type]
+    )
     body = (
         (
             f'<a class="new-alerts" href="/queue">{n}{"+" if n >= 100 else ""} new '
@@ -165,12 +169,11 @@ async def bulk(request: Request) -> Response:
         return who
     await check_csrf(request, who)
     form = await request.form()
-    keys = []
-    for value in form.getlist("sel"):
-        version, _, tx = str(value).partition(":")
-        if version.isdigit() and tx:
-            keys.append(work.AlertKey(tx, int(version)))
     try:
+        keys = []
+        for value in form.getlist("sel"):
+            version, _, tx = str(value).partition(":")
+            keys.append(work.AlertKey(tx, params.whole("sel", version) or 0))
         done = do_work(
             request,
             keys,
@@ -182,6 +185,8 @@ async def bulk(request: Request) -> Response:
         msg = f"{len(done)} alert{'s' if len(done) != 1 else ''} closed"
     except work.WorkError as exc:
         msg = f"nothing changed: {exc.message}"
+    except params.BadParam as exc:
+        msg = f"nothing changed: {exc}"
     back = str(form.get("back", "/queue"))
     back = back if back.startswith("/queue") else "/queue"
     sep = "&" if "?" in back else "?"
@@ -223,7 +228,9 @@ def _detail_page(request: Request, who: Any, transaction_id: str, model_version:
 
 
 @router.get("/alerts/{model_version}/{transaction_id:path}")
-def detail(request: Request, model_version: int, transaction_id: str, msg: str = "") -> Response:
+def detail(
+    request: Request, model_version: VersionPath, transaction_id: TxPath, msg: str = ""
+) -> Response:
     who = _page_user(request)
     if isinstance(who, Response):
         return who
@@ -231,16 +238,21 @@ def detail(request: Request, model_version: int, transaction_id: str, msg: str =
 
 
 @router.post("/alerts/{model_version}/{transaction_id:path}/{action}")
-async def act(request: Request, model_version: int, transaction_id: str, action: str) -> Response:
+async def act(
+    request: Request, model_version: VersionPath, transaction_id: TxPath, action: str
+) -> Response:
     who = _page_user(request)
     if isinstance(who, Response):
         return who
     await check_csrf(request, who)
     form = await request.form()
-    revision = str(form.get("revision", ""))
     try:
         if action not in ("claim", "release", "assign", "disposition"):
-            raise work.WorkError(404, f"unknown action {action!r}")
+            raise work.WorkError(404, f"unknown action {action[:40]!r}")
+        try:
+            revision = params.whole("revision", str(form.get("revision", "")), 0)
+        except params.BadParam as exc:
+            raise work.WorkError(400, str(exc)) from None
         do_work(
             request,
             [work.AlertKey(transaction_id, model_version)],
@@ -249,7 +261,7 @@ async def act(request: Request, model_version: int, transaction_id: str, action:
             assignee=str(form.get("assignee", "")) or None,
             disposition=str(form.get("disposition", "")) or None,
             note=str(form.get("note", "")) or None,
-            revision=int(revision) if revision.isdigit() else None,
+            revision=revision,
         )
     except work.WorkError as exc:
         return _detail_page(request, who, transaction_id, model_version, error=exc.message,

@@ -13,13 +13,14 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Engine, select, tuple_
 
-from schemas.events import DATASET_EPOCH, MAX_ID_LENGTH, event_time
+from desk import params as p
+from schemas.events import DATASET_EPOCH, event_time
 from store.queries import transaction_story
 from store.tables import alerts, desk_audit
 
@@ -42,8 +43,8 @@ QUEUE_COLUMNS = (
 )
 
 
-class BadFilter(ValueError):
-    """A query-string filter that cannot be used (the message says which and why)."""
+#: A query-string filter that cannot be used (the message says which and why).
+BadFilter = p.BadParam
 
 
 @dataclass(frozen=True)
@@ -86,62 +87,26 @@ class QueueFilter:
         return out
 
 
-def _number(params: Mapping[str, str], name: str, low: float, high: float) -> float | None:
-    raw = (params.get(name) or "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadFilter(f"{name}: not a number: {raw[:40]!r}") from None
-    if not low <= value <= high:
-        raise BadFilter(f"{name} must be between {low:g} and {high:g}, not {raw[:40]}")
-    return value
-
-
-def _time(params: Mapping[str, str], name: str) -> datetime | None:
-    raw = (params.get(name) or "").strip()
-    if not raw:
-        return None
-    try:
-        when = datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadFilter(
-            f"{name}: not an ISO date or timestamp: {raw[:40]!r} "
-            "(e.g. 2013-09-02 or 2013-09-02T06:00)"
-        ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def parse_filter(params: Mapping[str, str]) -> QueueFilter:
-    """A :class:`QueueFilter` from query-string ``params``; :class:`BadFilter` if malformed."""
-    status = (params.get("status") or "open").strip()
-    if status not in (*STATUSES, "all"):
-        raise BadFilter(f"status must be one of {', '.join(STATUSES)}, all; not {status[:40]!r}")
-    order = (params.get("order") or "newest").strip()
-    if order not in ("newest", "score"):
-        raise BadFilter(f"order must be newest or score, not {order[:40]!r}")
+def parse_filter(query: Mapping[str, str]) -> QueueFilter:
+    """A :class:`QueueFilter` from query-string ``query``; :class:`BadFilter` if malformed."""
+    status = p.choice("status", (query.get("status") or "open").strip(), (*STATUSES, "all"))
+    order = p.choice("order", (query.get("order") or "newest").strip(), ("newest", "score"))
     huge = 1e15
+    assignee = (query.get("assignee") or "").strip() or None
+    limit = p.whole("limit", query.get("limit"), 1, MAX_PAGE)
     f = QueueFilter(
         status=None if status == "all" else status,  # type: ignore[arg-type]
         order=order,  # type: ignore[arg-type]
-        min_score=_number(params, "min_score", 0, 1),
-        max_score=_number(params, "max_score", 0, 1),
-        min_amount=_number(params, "min_amount", 0, huge),
-        max_amount=_number(params, "max_amount", 0, huge),
-        since=_time(params, "since"),
-        until=_time(params, "until"),
-        assignee=(params.get("assignee") or "").strip() or None,
-        cursor=(params.get("cursor") or "").strip() or None,
-    )
-    version = _number(params, "model_version", 1, 2**31 - 1)
-    if version is not None and version != int(version):
-        raise BadFilter("model_version must be a whole number")
-    limit = _number(params, "limit", 1, MAX_PAGE)
-    f = replace(
-        f,
-        model_version=None if version is None else int(version),
-        limit=50 if limit is None else int(limit),
+        min_score=p.number("min_score", query.get("min_score"), 0, 1),
+        max_score=p.number("max_score", query.get("max_score"), 0, 1),
+        min_amount=p.number("min_amount", query.get("min_amount"), 0, huge),
+        max_amount=p.number("max_amount", query.get("max_amount"), 0, huge),
+        since=p.moment("since", query.get("since")),
+        until=p.moment("until", query.get("until")),
+        model_version=p.whole("model_version", query.get("model_version")),
+        assignee=None if assignee is None else p.user_name("assignee", assignee),
+        limit=50 if limit is None else limit,
+        cursor=(query.get("cursor") or "").strip() or None,
     )
     for low, high, what in (
         (f.min_score, f.max_score, "score"),
@@ -150,8 +115,6 @@ def parse_filter(params: Mapping[str, str]) -> QueueFilter:
     ):
         if low is not None and high is not None and low > high:  # type: ignore[operator]
             raise BadFilter(f"the {what} range is empty (its lower bound is above its upper)")
-    if f.assignee is not None and len(f.assignee) > 64:
-        raise BadFilter("assignee: at most 64 characters")
     if f.cursor is not None:
         decode_cursor(f.cursor)
     return f
@@ -167,16 +130,18 @@ def encode_cursor(row: Mapping[str, Any], order: Order) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[float, str, int]:
+    """The keyset position in a cursor :func:`encode_cursor` made; its parts within the bounds
+    of what the store holds (a finite number, an id, a model version), else :class:`BadFilter`."""
     try:
+        if len(cursor) > 1024:
+            raise ValueError
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value, tx, version = orjson.loads(raw)
-        if not (
-            isinstance(value, int | float)
-            and isinstance(tx, str)
-            and len(tx) <= MAX_ID_LENGTH
-            and isinstance(version, int)
-        ):
+        if not (isinstance(value, int | float) and isinstance(tx, str) and type(version) is int):
             raise ValueError
+        p.number("cursor", str(value), -1e300, 1e300)
+        p.identifier("cursor", tx)
+        p.whole("cursor", version)
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
         raise BadFilter("cursor: not a cursor this queue handed out") from None
     return float(value), tx, version

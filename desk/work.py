@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from desk import params
 from desk.auth import User
 from labels.decode import label_row
 from labels.service import write_labels
@@ -91,6 +92,10 @@ def transition(
     elif action == "assign":
         if not assignee:
             raise WorkError(400, "assign needs an assignee")
+        if held_by_other and not actor.can("admin"):
+            raise WorkError(
+                409, f"claimed by {state['assignee']}: only they or an admin may reassign it"
+            )
         new.update(status="claimed", assignee=assignee)
     elif action == "disposition":
         if disposition not in DISPOSITIONS:
@@ -175,7 +180,25 @@ def _check_assignee(conn: Connection, assignee: str | None) -> None:
         )
     ).scalar()
     if role not in ("analyst", "admin"):
-        raise WorkError(400, f"cannot assign to {assignee!r}: not an active analyst or admin")
+        raise WorkError(
+            400, f"assignee: cannot assign to {assignee!r}: not an active analyst or admin"
+        )
+
+
+def _check_request(keys: Sequence[AlertKey], options: dict[str, Any]) -> None:
+    """Every value of a change within what the store holds (page, API and bulk alike)."""
+    try:
+        for key in keys:
+            params.identifier("transaction_id", key.transaction_id)
+            params.whole("model_version", key.model_version)
+        if options.get("assignee") is not None:
+            params.user_name("assignee", options["assignee"])
+        if options.get("note") is not None:
+            params.text("note", options["note"], MAX_NOTE)
+        if options.get("revision") is not None:
+            params.whole("revision", options["revision"], 0)
+    except params.BadParam as exc:
+        raise WorkError(400, str(exc)) from None
 
 
 def act(
@@ -183,6 +206,7 @@ def act(
 ) -> list[dict[str, Any]]:
     """Apply ``action`` to every alert in ``keys`` in one database transaction: all or nothing
     (the first refusal raises its :class:`WorkError` and nothing is written)."""
+    _check_request(keys, options)
     if not keys:
         raise WorkError(400, "no alerts selected")
     if len(keys) > MAX_BULK:

@@ -10,6 +10,8 @@ from schemas.errors import FraudstreamError
 
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+#: The longest duration any flag or parameter takes (100 years): longer ones overflow dates.
+MAX_DURATION_S = 36_500 * 86_400.0
 
 
 def parse_duration(text: str, flag: str = "--labels") -> float:
@@ -18,8 +20,13 @@ def parse_duration(text: str, flag: str = "--labels") -> float:
     otherwise."""
     match = _DURATION.fullmatch(text.strip().lower())
     if match is None:
-        raise FraudstreamError(f"{flag}: bad duration {text!r} (use e.g. 48h, 90m, 3600s, 2d)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        raise FraudstreamError(
+            f"{flag}: bad duration {text[:40]!r} (use e.g. 48h, 90m, 3600s, 2d)"
+        )
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_DURATION_S:
+        raise FraudstreamError(f"{flag}: duration {text[:40]!r} is longer than 36500d")
+    return seconds
 
 
 def parse_time(flag: str, value: str | None) -> datetime | None:
@@ -28,8 +35,8 @@ def parse_time(flag: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        when = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise FraudstreamError(f"{flag}: not an ISO date or timestamp: {value!r} "
-                               "(e.g. 2013-09-02 or 2013-09-02T06:00)") from exc
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        when = datetime.fromisoformat(value.strip())
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # OverflowError: 0001-01-01T00:00+01:00
+        raise FraudstreamError(f"{flag}: not an ISO date or timestamp in years 1-9999: "
+                               f"{value[:40]!r} (e.g. 2013-09-02 or 2013-09-02T06:00)") from exc

@@ -156,6 +156,8 @@ desk_users = Table(
     Column("password_hash", Text, nullable=False),
     Column("disabled", Boolean, nullable=False, server_default=false()),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Bumped by logout, disable, role change, password reset: older sessions end (0006).
+    Column("session_epoch", Integer, nullable=False, server_default="0"),
 )
 
 desk_tokens = Table(

@@ -15,6 +15,7 @@ from store.bulk import insert_ignore
 from store.tables import alerts, decisions, model_versions
 
 THRESHOLD = 0.5
+SECRET = "test-secret-of-enough-length"
 #: argon2 at its cheapest, for tests only (the desk's default costs ~50 ms a hash by design).
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PASSWORDS: dict[str, str] = {}
@@ -96,3 +97,12 @@ def login(client, name: str, password: str) -> str:  # type: ignore[no-untyped-d
     found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert found, page.text[:500]
     return found.group(1)
+
+
+def client_for(app, passwords: dict[str, str], name: str):  # type: ignore[no-untyped-def]
+    """A TestClient logged in as ``name``, sending the session's CSRF token on every request."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app)
+    client.headers["X-CSRF-Token"] = login(client, name, passwords[name])
+    return client
