@@ -268,7 +268,10 @@ class Sessions:
 
 
 def csrf_ok(expected: str | None, given: str | None) -> bool:
-    return bool(expected and given and secrets.compare_digest(expected, given))
+    """Constant-time comparison (as bytes: ``compare_digest`` refuses non-ASCII text)."""
+    if not (expected and given):
+        return False
+    return secrets.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))
 
 
 class LoginLimiter:

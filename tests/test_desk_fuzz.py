@@ -122,8 +122,14 @@ def test_body_and_form_fields_never_5xx(ada):
         check(raw_json(ada, "/api/users", {"name": "zz", "role": value}), "role")
         check(raw_json(ada, "/api/users/vera", {"disabled": value}), "disabled")
     anonymous = TestClient(ada.app, raise_server_exceptions=False)
+    forger = TestClient(ada.app, raise_server_exceptions=False, cookies=dict(ada.cookies))
+    for token in ("é".encode("latin-1"), b"\xff" * 300, b"' OR 1=1 --"):  # headers are bytes
+        got = ada.post("/api/alerts/1/tx-0005/claim", headers={"X-CSRF-Token": token})
+        assert got.status_code == 403, (token, got.status_code)
     for value in HOSTILE:
         form = {"csrf_token": ada.headers["X-CSRF-Token"]}
+        forged = forger.post("/alerts/1/tx-0005/claim", data={"csrf_token": value})
+        assert forged.status_code == 403, (value, forged.status_code)
         for field in ("assignee", "note", "revision"):
             got = ada.post("/alerts/1/tx-0004/assign", data={**form, "assignee": "bob",
                                                              field: value})
