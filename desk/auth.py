@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections import defaultdict, deque
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -275,15 +275,18 @@ def csrf_ok(expected: str | None, given: str | None) -> bool:
 
 
 class LoginLimiter:
-    """Failed-login counting per key (user name, client address) over a sliding window."""
+    """Failed-login counting per key (user name, client address) over a sliding window. Keys
+    whose failures have all left the window are forgotten, so memory is bounded by the failures
+    of one window however many names or addresses an attacker rotates through."""
 
     def __init__(self, max_failures: int = 5, window_s: float = 300.0) -> None:
         self.max_failures = max_failures
         self.window_s = window_s
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._failures: dict[str, deque[float]] = {}
+        self._sweep_at = 1024  # sweep when this many keys are held (amortised: doubles)
 
     def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures[key]
+        times = self._failures.get(key, deque())
         while times and times[0] <= now - self.window_s:
             times.popleft()
         return times
@@ -293,7 +296,17 @@ class LoginLimiter:
 
     def failed(self, keys: list[str], now: float) -> None:
         for key in keys:
-            self._recent(key, now).append(now)
+            times = self._recent(key, now)
+            times.append(now)
+            self._failures[key] = times
+        if len(self._failures) >= self._sweep_at:
+            for key in [k for k, t in self._failures.items() if t[-1] <= now - self.window_s]:
+                del self._failures[key]
+            self._sweep_at = max(1024, 2 * len(self._failures))
+
+    def held(self) -> int:
+        """How many keys are remembered (memory bound check)."""
+        return len(self._failures)
 
     def succeeded(self, keys: list[str]) -> None:
         for key in keys:

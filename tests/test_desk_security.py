@@ -13,6 +13,7 @@ from sqlalchemy import insert, select
 
 from desk import auth
 from desk.app import MAX_BODY, create_app
+from desk.auth import LoginLimiter
 from schemas.events import MAX_ID_LENGTH
 from store.db import connect
 from store.tables import alerts, labels
@@ -179,3 +180,14 @@ def test_long_transaction_ids_sharing_a_prefix_keep_both_verdicts(desk):
     assert sorted(r.transaction_id for r in rows) == sorted(ids)
     assert len({r.label_id for r in rows}) == 3
     assert all(len(r.label_id) <= MAX_ID_LENGTH for r in rows)
+
+
+def test_login_limiter_memory_is_bounded_by_one_window():
+    limiter = LoginLimiter(max_failures=5, window_s=300.0)
+    for i in range(20_000):  # a name and an address per attempt, 10 attempts a second
+        limiter.failed([f"user:n{i}", f"ip:10.0.{i // 256}.{i % 256}"], now=i * 0.1)
+    assert limiter.held() <= 4 * 3000 * 2  # ~3,000 attempts per window, 2 keys each
+    for _ in range(5):
+        limiter.failed(["user:ann"], now=2000.0)
+    assert limiter.blocked(["user:ann"], now=2000.0)
+    assert not limiter.blocked(["user:ann"], now=2400.0)
