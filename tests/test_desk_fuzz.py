@@ -69,6 +69,20 @@ def check(response, name: str) -> None:
         assert name in text, what + " " + text[:300]
 
 
+PATH_PARAMS = {"model_version", "transaction_id", "action", "token_id", "name"}
+
+
+def test_every_documented_parameter_is_fuzzed(ada):
+    """The API's OpenAPI document lists no query or path parameter this module leaves out."""
+    documented = {
+        p["name"]
+        for item in ada.app.openapi()["paths"].values()
+        for op in item.values()
+        for p in op.get("parameters", [])
+    }
+    assert documented <= {*QUERY_PARAMS, "mature_after", *PATH_PARAMS}, documented
+
+
 def test_query_parameters_never_5xx(ada):
     for path in ("/api/alerts", "/queue"):
         for name in QUERY_PARAMS:
