@@ -67,3 +67,17 @@ def test_the_desk_never_creates_a_store(tmp_path, capsys, argv):
     assert code == 2 and out == ""
     assert f"no database at {typo}" in err and len(err.strip().splitlines()) == 1
     assert not typo.exists()
+
+
+def test_reset_password_prints_a_new_one_and_revokes_tokens(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'desk.db'}"
+    connect(db).dispose()
+    password = run(capsys, "desk", "user", "add", "ann", "--role", "analyst", "--db", db)[1]
+    token = run(capsys, "desk", "token", "add", "ann", "--db", db)[1].strip().splitlines()[-1]
+    code, out, _ = run(capsys, "desk", "user", "set", "ann", "--reset-password", "--db", db)
+    assert code == 0 and "one-time password" in out
+    engine = connect(db)
+    assert auth.authenticate(engine, "ann", password.strip().splitlines()[-1]) is None
+    assert auth.authenticate(engine, "ann", out.strip().splitlines()[-1]).name == "ann"
+    assert auth.user_by_token(engine, token) is None
+    engine.dispose()
