@@ -42,11 +42,13 @@ simulate: setup
 DESK_HOME ?= .fraudstream/demo
 DESK_PORT ?= 8080
 DESK_DB = sqlite:///$(abspath $(DESK_HOME))/fraudstream.db
+# the demo's label window (its label delay): the desk's matured counts then equal `counts`
+MATURE_AFTER ?= $(or $(FRAUDSTREAM_MATURE_AFTER),6h)
 desk: setup
 	@test -f $(DESK_HOME)/fraudstream.db || { echo "no database at $(DESK_HOME)/fraudstream.db: run make demo first"; exit 1; }
 	@name=analyst-$$(date +%H%M%S); $(VENV)/bin/fraudstream desk user add $$name --role analyst --db $(DESK_DB) \
 	  && echo "== open http://127.0.0.1:$(DESK_PORT)/ and log in as $$name with the password above"
-	$(VENV)/bin/fraudstream desk serve --port $(DESK_PORT) --db $(DESK_DB)
+	$(VENV)/bin/fraudstream desk serve --port $(DESK_PORT) --db $(DESK_DB) --mature-after $(MATURE_AFTER)
 
 # PostgreSQL parts run when FRAUDSTREAM_BENCH_PG_URL names a database reserved for benchmarks
 # (it is reset); without it they are skipped with a note.

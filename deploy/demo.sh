@@ -19,6 +19,8 @@ export FRAUDSTREAM_DB_URL="sqlite:///$FRAUDSTREAM_HOME/fraudstream.db"
 PORT="${KAFKA_PORT:-9092}"
 export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$PORT"
 DELAY="${LABEL_DELAY:-6h}"
+# The deployment's label window (counts, models compare, retrain, the desk): the label delay.
+export FRAUDSTREAM_MATURE_AFTER="$DELAY"
 step() { printf '\n== %s\n' "$*"; }
 
 step "fresh demo home $FRAUDSTREAM_HOME"
@@ -160,7 +162,8 @@ cat <<MSG
 The broker stops now; the database, models and report stay in $FRAUDSTREAM_HOME.
   export FRAUDSTREAM_HOME=$FRAUDSTREAM_HOME
   export FRAUDSTREAM_DB_URL=$FRAUDSTREAM_DB_URL
-  .venv/bin/fraudstream counts --mature-after $DELAY --by day
+  export FRAUDSTREAM_MATURE_AFTER=$DELAY   # the label window of every matured figure (desk too)
+  .venv/bin/fraudstream counts --by day
   .venv/bin/fraudstream alerts list --order newest --limit 20
   .venv/bin/fraudstream alerts show ${TOP:-TRANSACTION_ID}   # one transaction: alerts, decisions, labels
   .venv/bin/fraudstream alerts list --limit 0 --format csv > alerts.csv
@@ -168,7 +171,7 @@ The broker stops now; the database, models and report stay in $FRAUDSTREAM_HOME.
   .venv/bin/fraudstream models promote 1 --by you     # rollback: a running scorer switches back within seconds
   xdg-open $(ls "$FRAUDSTREAM_HOME"/reports/*/index.html | head -1)   # the training report
 The fraud-ops desk on this data (a fresh analyst login is printed; Ctrl-C stops it):
-  make desk          # then open http://127.0.0.1:8080/
+  make desk MATURE_AFTER=$DELAY   # then open http://127.0.0.1:8080/
 (source .venv/bin/activate to type just 'fraudstream'; every command has --help)
 MSG
 step "broker down"

@@ -3,7 +3,6 @@ analysts work alerts, admins also manage users; tokens are per user and revocabl
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -13,6 +12,7 @@ from desk import auth, params, queue, stats, work
 from desk.access import Admin, Analyst, Viewer, do_work
 from desk.params import INT_MAX, NamePath, TxPath, Version, VersionPath, WholePath
 from schemas.events import ID_PATTERN, TransactionId
+from store.settings import maturity
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -40,10 +40,14 @@ def list_alerts(
     until: str | None = Query(None, description="event time, ISO, exclusive"),
     model_version: str | None = None,
     assignee: str | None = None,
+    label: str | None = Query(
+        None, description="the transaction's current label: fraud, genuine or none"),
     limit: str | None = Query(None, description=f"1..{queue.MAX_PAGE}, default 50"),
     cursor: str | None = Query(None, description="next_cursor of the last page"),
 ) -> dict[str, Any]:
-    """One page of the queue; pass ``next_cursor`` back as ``cursor`` for the next."""
+    """One page of the queue; pass ``next_cursor`` back as ``cursor`` for the next. Each item
+    carries its transaction's current label (``label``, ``label_source``,
+    ``label_observed_at``; None when unlabelled)."""
     page = queue.list_queue(engine_of(request), queue.parse_filter(request.query_params))
     return {"items": page.rows, "next_cursor": page.next_cursor}
 
@@ -104,9 +108,19 @@ def act(
 
 
 @router.get("/dashboard")
-def dashboard(request: Request, who: Viewer, mature_after: str = "48h") -> dict[str, Any]:
-    window = timedelta(seconds=params.duration("mature_after", mature_after))
-    return stats.dashboard(engine_of(request), window)
+def dashboard(
+    request: Request,
+    who: Viewer,
+    mature_after: str | None = Query(
+        None, description="label window, e.g. 6h; default: the desk's (`desk serve "
+        "--mature-after`, else $FRAUDSTREAM_MATURE_AFTER), the one `counts` uses"),
+) -> dict[str, Any]:
+    """Every dashboard figure; the matured counts say which label window they used."""
+    mature = request.app.state.maturity
+    if mature_after is not None:
+        params.duration("mature_after", mature_after)  # a 400 naming it when malformed
+        mature = maturity(mature_after, flag_name="mature_after")
+    return stats.dashboard(engine_of(request), mature)
 
 
 class TokenBody(BaseModel):

@@ -7,6 +7,7 @@ request metrics, and the session secret (``$FRAUDSTREAM_DESK_SECRET``)."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import time
@@ -25,12 +26,13 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from desk import api, pages
+from desk import api, docs, pages
 from desk.access import UNSAFE
 from desk.auth import LoginLimiter, Sessions
 from desk.observe import DeskMetrics
 from desk.params import BadParam
 from desk.work import WorkError
+from store.settings import Maturity, maturity
 
 HERE = Path(__file__).parent
 SECRET_ENV = "FRAUDSTREAM_DESK_SECRET"  # noqa: S105 (a variable name)
@@ -39,11 +41,10 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# Swagger UI (/docs) loads its script and stylesheet from a CDN and starts with an inline script.
+# Swagger UI (/docs, desk/docs.py) is served by the desk; it sets inline styles on its elements.
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
-    "https://fastapi.tiangolo.com; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 log = logging.getLogger("fraudstream.desk")
 
@@ -117,8 +118,8 @@ class _Guard(BaseHTTPMiddleware):
             request.app.state.metrics.observe(
                 getattr(route, "path", "other"), response.status_code, time.perf_counter() - started
             )
-        docs = request.url.path in ("/docs", "/redoc")
-        response.headers["Content-Security-Policy"] = DOCS_CSP if docs else CSP
+        is_docs = request.url.path == "/docs"
+        response.headers["Content-Security-Policy"] = DOCS_CSP if is_docs else CSP
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
@@ -155,23 +156,40 @@ def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else str(value)
 
 
+def score_text(score: float) -> str:
+    """A score with enough digits to rank scores near 1 (0.912, 0.99934, 0.99999680): the
+    digits up to the first non-9 and two more; three below 0.99."""
+    if score < 0.99 or score >= 1.0:
+        return f"{score:.3f}"
+    return f"{score:.{min(12, 2 - math.floor(math.log10(1.0 - score)))}f}"
+
+
 def create_app(
-    engine: Engine, *, secret: str | None = None, limiter: LoginLimiter | None = None
+    engine: Engine,
+    *,
+    secret: str | None = None,
+    limiter: LoginLimiter | None = None,
+    mature: Maturity | None = None,
 ) -> FastAPI:
-    """The desk over ``engine`` (already migrated: :func:`store.db.connect`)."""
+    """The desk over ``engine`` (already migrated: :func:`store.db.connect`); its matured
+    figures use ``mature`` (default: the deployment's, :func:`store.settings.maturity`)."""
     app = FastAPI(
         title="fraudstream desk",
         version="1",
         description="The fraud-ops desk: alert queue, detail, work, dashboard. "
         "Authenticate with `Authorization: Bearer fsd_…` "
         "(`fraudstream desk token add USER`).",
+        docs_url=None,  # desk.docs serves /docs from the package (no CDN)
+        redoc_url=None,
     )
     app.state.engine = engine
+    app.state.maturity = mature or maturity()
     app.state.sessions = Sessions(secret or desk_secret())
     app.state.limiter = limiter or LoginLimiter()
     app.state.metrics = DeskMetrics()
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.state.templates.env.filters["when"] = _when
+    app.state.templates.env.filters["score"] = score_text
     app.add_middleware(_BodyLimit)  # counts bytes as they are read, before authentication
     app.add_middleware(_Guard)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -195,5 +213,6 @@ def create_app(
         )
 
     app.include_router(api.router)
+    app.include_router(docs.router)
     app.include_router(pages.router)
     return app

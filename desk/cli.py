@@ -20,6 +20,8 @@ def _db(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
+    from store.settings import add_mature_after
+
     desk = sub.add_parser(
         "desk", help="the fraud-ops desk: web queue, REST API, users", formatter_class=_DEFAULTS
     )
@@ -42,6 +44,7 @@ def register(sub: Any) -> None:
         "-Proto headers are believed; default none: the peer address is the client (login "
         f"limits count it). Also ${PROXIES_ENV}",
     )
+    add_mature_after(serve)
     _db(serve)
     serve.set_defaults(func=run_serve)
 
@@ -101,12 +104,15 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from desk.app import create_app
     from store.db import connect
+    from store.settings import maturity
 
     engine = connect(args.db, create=False)  # the desk never creates a store
     proxies = [p.strip() for p in args.trusted_proxies.split(",") if p.strip()]
-    print(f"fraudstream desk on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
+    mature = maturity(args.mature_after)
+    print(f"fraudstream desk on http://{args.host}:{args.port}/ (API docs at /docs); "
+          f"counts {mature.describe()}", flush=True)
     uvicorn.run(
-        create_app(engine),
+        create_app(engine, mature=mature),
         host=args.host,
         port=args.port,
         log_level="warning",

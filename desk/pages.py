@@ -5,7 +5,6 @@ dashboard. Forms post back with the session's CSRF token and are answered with a
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -21,6 +20,7 @@ STATUS_LABELS = {
     "confirmed_fraud": "confirmed fraud",
     "false_positive": "false positive",
     "inconclusive": "inconclusive",
+    "chargeback": "confirmed by chargeback",  # settled by the system (store.settle)
 }
 
 
@@ -274,7 +274,7 @@ def dashboard(request: Request) -> Response:
     who = _page_user(request)
     if isinstance(who, Response):
         return who
-    data = stats.dashboard(request.app.state.engine, timedelta(hours=48))
+    data = stats.dashboard(request.app.state.engine, request.app.state.maturity)
     rows = data["counts"]["rows"]
     figures = {
         "per_hour": charts.bars(

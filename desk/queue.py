@@ -23,8 +23,11 @@ from desk import params as p
 from schemas.events import DATASET_EPOCH, event_time
 from store.queries import transaction_story
 from store.tables import alerts, desk_audit
+from store.truth import latest_label
 
 Status = Literal["open", "claimed", "closed"]
+LabelFilter = Literal["fraud", "genuine", "none"]
+LABEL_FILTERS: tuple[LabelFilter, ...] = ("fraud", "genuine", "none")
 STATUSES: tuple[Status, ...] = ("open", "claimed", "closed")
 Order = Literal["newest", "score"]
 MAX_PAGE = 200
@@ -61,6 +64,7 @@ class QueueFilter:
     until: datetime | None = None  # event time, exclusive
     model_version: int | None = None
     assignee: str | None = None
+    label: LabelFilter | None = None  # the transaction's current label; "none" = unlabelled
     limit: int = 50
     cursor: str | None = None
 
@@ -75,6 +79,7 @@ class QueueFilter:
             "max_amount",
             "model_version",
             "assignee",
+            "label",
             "cursor",
         ):
             value = getattr(f, name)
@@ -91,6 +96,7 @@ def parse_filter(query: Mapping[str, str]) -> QueueFilter:
     """A :class:`QueueFilter` from query-string ``query``; :class:`BadFilter` if malformed."""
     status = p.choice("status", (query.get("status") or "open").strip(), (*STATUSES, "all"))
     order = p.choice("order", (query.get("order") or "newest").strip(), ("newest", "score"))
+    label = p.choice("label", (query.get("label") or "").strip(), ("", *LABEL_FILTERS)) or None
     huge = 1e15
     assignee = (query.get("assignee") or "").strip() or None
     limit = p.whole("limit", query.get("limit"), 1, MAX_PAGE)
@@ -107,6 +113,7 @@ def parse_filter(query: Mapping[str, str]) -> QueueFilter:
         assignee=None if assignee is None else p.user_name("assignee", assignee),
         limit=50 if limit is None else limit,
         cursor=(query.get("cursor") or "").strip() or None,
+        label=label,  # type: ignore[arg-type]
     )
     for low, high, what in (
         (f.min_score, f.max_score, "score"),
@@ -160,7 +167,17 @@ class Page:
 def list_queue(engine: Engine, f: QueueFilter) -> Page:
     """One page of alerts matching ``f`` in its order, and the cursor of the next page."""
     a = alerts.c
-    query = select(*(a[name] for name in QUEUE_COLUMNS))
+    label = latest_label(a.transaction_id, "is_fraud")
+    query = select(
+        *(a[name] for name in QUEUE_COLUMNS),
+        label.label("label_is_fraud"),
+        latest_label(a.transaction_id, "source").label("label_source"),
+        latest_label(a.transaction_id, "observed_at").label("label_observed_at"),
+    )
+    if f.label == "none":
+        query = query.where(label.is_(None))
+    elif f.label is not None:
+        query = query.where(label == (1 if f.label == "fraud" else 0))
     if f.status is not None:
         query = query.where(a.status == f.status)
     conditions = (
@@ -189,6 +206,8 @@ def list_queue(engine: Engine, f: QueueFilter) -> Page:
     rows = rows[: f.limit]
     for row in rows:
         row["event_time"] = event_time(row["time_s"])
+        flag = row.pop("label_is_fraud")
+        row["label"] = None if flag is None else ("fraud" if flag else "genuine")
     return Page(rows, encode_cursor(rows[-1], f.order) if more and rows else None)
 
 

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, func, select
 
 from store.counts import matured_counts
+from store.settings import Maturity
 from store.tables import alerts
 
 HOURS = 48
-SCORE_BINS = 10
 AGE_BUCKETS = (("< 1 h", 3600.0), ("1–24 h", 86400.0), ("> 24 h", None))
 
 
@@ -84,29 +84,42 @@ def _precision_per_day(engine: Engine, days: int = 14) -> list[dict[str, Any]]:
     return out[-days:]
 
 
+#: Score bins of the alert histogram: alerts sit above a threshold, most very near 1, so each
+#: bin is ten times closer to 1 than the one before (0.9, 0.99, 0.999, …) — on equal-width bins
+#: every alert would fall into one bar.
+SCORE_EDGES = (0.0, 0.5, 0.9, 0.99, 0.999, 0.9999, 0.99999, 0.999999)
+
+
+def score_bin_label(low: float) -> str:
+    """A bin's label: its lower edge without the leading zero (``.9999``)."""
+    return "0" if low == 0 else repr(low).lstrip("0")
+
+
 def _scores(engine: Engine) -> list[tuple[str, int]]:
-    edges = [i / SCORE_BINS for i in range(SCORE_BINS + 1)]
+    """Alerts per score bin (:data:`SCORE_EDGES`; the last bin runs up to and including 1)."""
     s = alerts.c.score
+    bounds = [*SCORE_EDGES[1:], None]
     columns = [
-        func.coalesce(
-            func.sum(case((and_(s >= lo, (s < hi) if hi < 1 else s <= hi), 1), else_=0)), 0
-        )
-        for lo, hi in zip(edges, edges[1:], strict=False)
+        func.coalesce(func.sum(case((and_(s >= lo, s < hi) if hi is not None else s >= lo, 1),
+                                    else_=0)), 0)
+        for lo, hi in zip(SCORE_EDGES, bounds, strict=True)
     ]
     with engine.connect() as conn:
         counts = conn.execute(select(*columns)).one()
-    return [(f"{lo:.1f}", int(n)) for lo, n in zip(edges, counts, strict=False)]
+    return [(score_bin_label(lo), int(n)) for lo, n in zip(SCORE_EDGES, counts, strict=True)]
 
 
-def dashboard(engine: Engine, mature_after: timedelta = timedelta(hours=48)) -> dict[str, Any]:
-    """Every dashboard figure as plain data (the page draws it; the API returns it)."""
+def dashboard(engine: Engine, mature: Maturity) -> dict[str, Any]:
+    """Every dashboard figure as plain data (the page draws it; the API returns it); the
+    matured counts on the deployment's label window ``mature`` (:func:`store.settings.maturity`),
+    which ``counts`` and ``models compare`` use too."""
     now = datetime.now(UTC)
-    counts = matured_counts(engine, mature_after)
+    counts = matured_counts(engine, mature.window)
     return {
         "generated_at": now,
         "alerts_per_hour": _alerts_per_hour(engine),
         "queue": _queue(engine, now),
         "precision": _precision_per_day(engine),
-        "counts": counts.to_dict(),
+        "counts": {**counts.to_dict(), **mature.to_dict(), "maturity": mature.describe()},
         "scores": _scores(engine),
     }

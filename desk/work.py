@@ -24,6 +24,7 @@ from labels.decode import label_row
 from labels.service import write_labels
 from schemas.events import MAX_REASON_LENGTH, LabelV1
 from schemas.ids import derived_id
+from store.settle import CHARGEBACK
 from store.tables import alerts, desk_audit, desk_users
 
 Disposition = Literal["confirmed_fraud", "false_positive", "inconclusive"]
@@ -71,6 +72,8 @@ def transition(
             f"the alert changed since you loaded it (revision "
             f"{state['revision']}, you had {revision}): reload and retry",
         )
+    if state["status"] == "closed" and state["disposition"] == CHARGEBACK:
+        raise WorkError(409, "already settled: confirmed by chargeback (closed by the system)")
     if state["status"] == "closed":
         raise WorkError(
             409, f"already closed as {state['disposition']} by {state['assignee'] or 'someone'}"

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine
 
 from labels.decode import decode_labels
 from store.bulk import insert_ignore
+from store.settle import chargeback_ids, settle_by_chargeback
 from store.tables import labels
 from stream import BatchEffects, ConsumerConfig, ConsumerSummary, SqlConsumer
 
@@ -22,8 +23,11 @@ if TYPE_CHECKING:
 
 
 def write_labels(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert label rows; a ``label_id`` already stored is a duplicate delivery and is skipped."""
+    """Insert label rows; a ``label_id`` already stored is a duplicate delivery and is skipped.
+    A chargeback saying fraud settles its transaction's unclosed alerts in the same database
+    transaction (:mod:`store.settle`)."""
     insert_ignore(conn, labels, rows)
+    settle_by_chargeback(conn, chargeback_ids(rows))
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def label_event(transaction_id: str, time_s: float, delay_s: float, delay_text: 
         "label_id": derived_id("replay", transaction_id),
         "transaction_id": transaction_id,
         "label": "fraud",
-        "source": "replay",
+        "source": "chargeback",  # the delayed truth stands for the card issuer's chargeback
         "observed_at": event_time(time_s + delay_s).isoformat(),
         "reason": f"replayed Class=1 after {delay_text}",
     }, separators=(",", ":")).encode()

@@ -1,6 +1,7 @@
 """The scorer's database effects for one micro-batch, inside the transaction that also moves the
 consumer offsets (:mod:`stream.consumer`): decisions, alerts and inline labels, each idempotent
-on its natural key, so a redelivered event changes nothing."""
+on its natural key, so a redelivered event changes nothing; an alert whose chargeback already
+arrived is settled in the same transaction (:mod:`store.settle`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import Connection
 
 from scorer.process import ScoredBatch
 from store.bulk import insert_ignore
+from store.settle import settle_by_chargeback
 from store.tables import alerts, decisions, labels
 
 
@@ -26,3 +28,5 @@ def write_batch(conn: Connection, scored: ScoredBatch, *, log_decisions: bool = 
         insert_ignore(conn, decisions, [*scored.decision_rows, *shadow_rows])
     insert_ignore(conn, alerts, scored.alert_rows)
     insert_ignore(conn, labels, scored.label_rows)
+    # an alert whose chargeback is already in the store is settled at once (store.settle)
+    settle_by_chargeback(conn, [row["transaction_id"] for row in scored.alert_rows])

@@ -7,7 +7,6 @@ import csv
 import json
 import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 _DEFAULTS = argparse.ArgumentDefaultsHelpFormatter
@@ -22,6 +21,8 @@ def _db_flag(parser: argparse.ArgumentParser, *, json_help: str = "machine-reada
 
 
 def register(sub: Any) -> None:
+    from store.settings import add_mature_after
+
     models = sub.add_parser("models", help="the model registry: list, show, promote",
                             formatter_class=_DEFAULTS)
     msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -92,9 +93,7 @@ def register(sub: Any) -> None:
         description="tp/fp/tn/fn per model version over labelled decisions plus mature "
                     "unlabelled ones (counted as genuine); 'pending' = unlabelled, not yet mature. "
                     "The clock is the latest event time decided.")
-    counts.add_argument("--mature-after", default="0s", metavar="DURATION",
-                        help="label window: unlabelled decisions older than this count as "
-                             "genuine (e.g. 48h, 30d; 0s = every unlabelled decision)")
+    add_mature_after(counts)
     counts.add_argument("--by", choices=("version", "day"), default="version",
                         help="'day' splits each version by event-time day (cohorts)")
     _db_flag(counts)
@@ -115,87 +114,25 @@ def _print(data: Any, as_json: bool, lines: list[str]) -> None:
     print(json.dumps(data, default=str) if as_json else "\n".join(lines))
 
 
-def _report_path(version: int) -> Path:
-    from store.settings import home
-
-    return home() / "reports" / f"v{version}" / "index.html"
-
-
-def _full_record(record: Any, promotion: Any = None) -> dict[str, Any]:
-    report = _report_path(record.version)
-    return {**record.summary(), "metrics": record.metrics, "data_sha256": record.data_sha256,
-            "manifest_sha256": record.manifest_sha256,
-            "report": str(report) if report.is_file() else None,
-            "training": record.training,
-            "promotion": promotion.to_dict() if promotion is not None else None}
-
-
-def promotion_lines(record: Any, promotion: Any) -> list[str]:
-    """What ``models show`` says of the training data and the latest promotion decision."""
-    lines = []
-    training = record.training or {}
-    if training.get("window"):
-        w, labels = training["window"], training.get("labels") or {}
-        lines.append(f"trained on {training.get('source')} events {w['first_event'][:19]} .. "
-                     f"{w['last_event'][:19]} ({training.get('rows', 0):,} rows, "
-                     f"{training.get('frauds', 0):,} frauds"
-                     + (f"; {labels['left_out']:,} too recent, left out"
-                        if "left_out" in labels else "") + ")")
-    return lines + (promotion.lines() if promotion is not None else [])
-
-
-def _num(value: Any, *, count: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{int(round(float(value))):,}" if count else f"{float(value):.4f}"
-
-
-def _kind(record: Any) -> str:
-    """``family/strategy`` when the record has a model family, else the strategy."""
-    family = getattr(record, "family", None)
-    return f"{family}/{record.strategy}" if family else record.strategy
-
-
-def model_summary_lines(record: Any) -> list[str]:
-    """The human ``models show``: who, what threshold, how good on test, where the report is."""
-    lines = [f"model v{record.version}  {record.stage}  {_kind(record)}  "
-             f"registered {record.created_at:%Y-%m-%d %H:%M}",
-             f"threshold {record.threshold:.4f}  (policy {record.threshold_policy}, chosen on the "
-             "validation split)"]
-    test = (record.metrics or {}).get("test", {})
-    for at, name in (("threshold", f"@ {record.threshold:.4f}"), ("0.5", "@ 0.5")):
-        m = test.get(at)
-        if not m:
-            continue
-        parts = [f"{k}={_num(m.get(k))}" for k in ("precision", "recall") if k in m]
-        parts += [f"{k}={_num(m.get(k), count=True)}" for k in ("tp", "fp", "fn") if k in m]
-        if at == "threshold":
-            parts = [f"{k}={_num(m.get(k))}" for k in ("auc", "prc") if k in m] + parts
-        lines.append(f"test {name}: " + " ".join(parts))
-    report = _report_path(record.version)
-    lines.append(f"report: {report}" if report.is_file()
-                 else f"report: none at {report} (trained with another FRAUDSTREAM_HOME?)")
-    lines.append(f"artifacts: {record.path()}  (--json for every metric and hash)")
-    return lines
-
-
 def run_models(args: argparse.Namespace) -> int:
     from schemas.errors import FraudstreamError
     from store import registry
     from store.db import connect
+    from store.model_text import (
+        full_record,
+        list_entry,
+        list_lines,
+        model_summary_lines,
+        promotion_lines,
+    )
 
     engine = connect(args.db, create=False)
     latest = registry.latest_promotions(engine)
     if args.models_command == "list":
         records = registry.list_versions(engine)
-        _print([{**r.summary(), "promotion": latest[r.version].to_dict()
-                 if r.version in latest else None} for r in records], args.json,
-               [f"v{r.version:<4} {r.stage:<10} "
-                f"{_kind(r):<10} threshold={r.threshold:.4f} "
-                f"test_auc={_num(r.metrics.get('test', {}).get('threshold', {}).get('auc'))} "
-                f"{r.created_at:%Y-%m-%d %H:%M}"
-                + (f"  {latest[r.version].line()}" if r.version in latest else "")
-                for r in records] or ["no models registered"])
+        history = registry.promotion_history(engine)
+        _print([list_entry(r, latest.get(r.version), history) for r in records], args.json,
+               list_lines(records, latest, history))
         return 0
     if args.models_command == "promote":
         try:
@@ -203,8 +140,10 @@ def run_models(args: argparse.Namespace) -> int:
         except FraudstreamError:
             previous = None
         from store.compare import live_evidence
+        from store.settings import maturity
 
-        live = live_evidence(engine, args.version, previous)  # `models compare`, if any
+        # the `models compare` evidence, if any, on the deployment's label window
+        live = live_evidence(engine, args.version, previous, maturity().window)
         span = live["window"] if live else None
         record = registry.promote(
             engine, args.version, decided_by=f"person:{_person(args)}",
@@ -212,7 +151,7 @@ def run_models(args: argparse.Namespace) -> int:
             window=(datetime.fromisoformat(span["start"]), datetime.fromisoformat(span["end"]))
             if span else None)
         if args.json:
-            print(json.dumps({**_full_record(record, registry.latest_promotions(engine)
+            print(json.dumps({**full_record(record, registry.latest_promotions(engine)
                                              .get(record.version)),
                               "previous_production": previous}, default=str))
         elif previous == record.version:
@@ -223,7 +162,7 @@ def run_models(args: argparse.Namespace) -> int:
         return 0
     record = registry.get(engine, args.version)
     promotion = latest.get(record.version)
-    _print(_full_record(record, promotion), args.json,
+    _print(full_record(record, promotion), args.json,
            model_summary_lines(record) + promotion_lines(record, promotion))
     return 0
 
@@ -354,22 +293,20 @@ def _fmt(x: float | None) -> str:
 
 
 def run_counts(args: argparse.Namespace) -> int:
-    from datetime import timedelta
-
-    from schemas.durations import parse_duration
     from store.counts import matured_counts
     from store.db import connect
+    from store.settings import maturity
 
-    window = timedelta(seconds=parse_duration(args.mature_after, "--mature-after"))
-    report = matured_counts(connect(args.db, create=False), window, by_day=args.by == "day")
+    mature = maturity(args.mature_after)
+    report = matured_counts(connect(args.db, create=False), mature.window, by_day=args.by == "day")
     if args.json:
-        print(json.dumps(report.to_dict(), default=str))
+        print(json.dumps({**report.to_dict(), **mature.to_dict()}, default=str))
         return 0
     if not report.rows:
         print("nothing scored yet")
         return 0
-    print(f"as of {report.as_of:%Y-%m-%d %H:%M:%S} (latest event decided); unlabelled decisions "
-          f"older than {args.mature_after} count as genuine")
+    print(f"as of {report.as_of:%Y-%m-%d %H:%M:%S} (latest event decided); {mature.describe()}: "
+          f"unlabelled decisions older than {mature.text} count as genuine")
     for r in report.rows:
         day = f" {r.day}" if r.day else ""
         print(f"v{r.model_version}{day}: decisions={r.decisions} tp={r.tp} fp={r.fp} tn={r.tn} "

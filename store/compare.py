@@ -189,6 +189,8 @@ def human(report: dict[str, Any]) -> list[str]:
 
 def register_compare(msub: Any, formatter: Any) -> None:
     """``models compare A B`` under the ``models`` subparsers ``msub``."""
+    from store.settings import add_mature_after
+
     p = msub.add_parser(
         "compare",
         help="two versions on the same matured labels (e.g. production vs shadow)",
@@ -199,12 +201,7 @@ def register_compare(msub: Any, formatter: Any) -> None:
     )
     p.add_argument("a", type=int, metavar="A", help="a model version")
     p.add_argument("b", type=int, metavar="B", help="another model version")
-    p.add_argument(
-        "--mature-after",
-        default="0s",
-        metavar="DURATION",
-        help="label window, as for counts (0s = every unlabelled decision genuine)",
-    )
+    add_mature_after(p)
     p.add_argument(
         "--db",
         metavar="URL",
@@ -216,10 +213,11 @@ def register_compare(msub: Any, formatter: Any) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from schemas.durations import parse_duration
     from store.db import connect
+    from store.settings import maturity
 
-    window = timedelta(seconds=parse_duration(args.mature_after, "--mature-after"))
-    report = compare(connect(args.db, create=False), args.a, args.b, window)
-    print(json.dumps(report) if args.json else "\n".join(human(report)))
+    mature = maturity(args.mature_after)
+    report = compare(connect(args.db, create=False), args.a, args.b, mature.window)
+    print(json.dumps({**report, **mature.to_dict()}) if args.json
+          else "\n".join([*human(report), mature.describe()]))
     return 0

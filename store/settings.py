@@ -3,15 +3,68 @@
 ``FRAUDSTREAM_HOME`` (default ``./.fraudstream``) holds models and the default SQLite database;
 ``FRAUDSTREAM_DB_URL`` overrides the database (default ``sqlite:///$FRAUDSTREAM_HOME/fraudstream.db``).
 Credentials for PostgreSQL come only from that URL in the environment, never from files.
+``FRAUDSTREAM_MATURE_AFTER`` (default ``48h``) is the deployment's label window: every matured
+figure (``counts``, ``models compare``, ``retrain``, the desk) resolves it through :func:`maturity`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+from schemas.durations import parse_duration
 
 DB_URL_ENV = "FRAUDSTREAM_DB_URL"
+MATURE_AFTER_ENV = "FRAUDSTREAM_MATURE_AFTER"
+DEFAULT_MATURE_AFTER = "48h"
+
+
+@dataclass(frozen=True)
+class Maturity:
+    """The label window: an unlabelled decision older than ``window`` (against the stream's
+    clock) counts as genuine. ``text`` is as the user wrote it; ``source`` says where it came
+    from (the flag, the environment variable, or the default)."""
+
+    window: timedelta
+    text: str
+    source: str
+
+    def describe(self) -> str:
+        """``matured after 6h (from $FRAUDSTREAM_MATURE_AFTER)``: printed beside matured figures."""
+        where = (f"the default; set ${MATURE_AFTER_ENV} or --mature-after to change it"
+                 if self.source == "default" else f"from {self.source}")
+        return f"matured after {self.text} ({where})"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"mature_after": self.text, "mature_after_s": self.window.total_seconds(),
+                "mature_after_source": self.source}
+
+
+def maturity(flag: str | None = None, *, flag_name: str = "--mature-after") -> Maturity:
+    """The deployment's label window: ``flag`` > ``$FRAUDSTREAM_MATURE_AFTER`` > 48h.
+    FraudstreamError naming where a malformed duration came from."""
+    env = os.environ.get(MATURE_AFTER_ENV, "").strip()
+    if flag is not None and flag.strip():
+        text, source = flag.strip(), flag_name
+    elif env:
+        text, source = env, f"${MATURE_AFTER_ENV}"
+    else:
+        text, source = DEFAULT_MATURE_AFTER, "default"
+    return Maturity(timedelta(seconds=parse_duration(text, source)), text, source)
+
+
+def add_mature_after(parser: Any) -> None:
+    """The ``--mature-after`` flag (on an argparse parser or group) of every command that shows
+    or uses matured figures; resolve its value with :func:`maturity`."""
+    parser.add_argument(
+        "--mature-after", default=None, metavar="DURATION",
+        help=f"label window: unlabelled decisions older than this (against the stream's clock, "
+             f"the latest event decided) count as genuine, younger ones are pending (e.g. 6h, "
+             f"48h, 30d; default: ${MATURE_AFTER_ENV}, else {DEFAULT_MATURE_AFTER})")
 
 
 def home(flag: str | Path | None = None, *, create: bool = True) -> Path:

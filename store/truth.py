@@ -7,6 +7,7 @@ Every reader of truth — matured counts, the alert list, retraining, the ops de
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Engine, Subquery, func, select
 
@@ -26,6 +27,15 @@ def current_labels() -> Subquery:
     return (select(ranked.c.transaction_id, ranked.c.is_fraud, ranked.c.source,
                    ranked.c.observed_at)
             .where(ranked.c.rank == 1).subquery("current_labels"))
+
+
+def latest_label(transaction_id: Any, column: str) -> Any:
+    """``column`` (``is_fraud``, ``source``, ``observed_at``…) of the current label of the
+    transaction ``transaction_id`` (a column of the enclosing query: a correlated scalar
+    subquery, NULL when unlabelled). Cheap per row: the queue uses it on one page of alerts."""
+    c = labels.c
+    return (select(c[column]).where(c.transaction_id == transaction_id)
+            .order_by(c.observed_at.desc(), c.seq.desc()).limit(1).scalar_subquery())
 
 
 def truth_of(engine: Engine, transaction_ids: Iterable[str]) -> dict[str, int]:

@@ -133,8 +133,10 @@ def test_compare_cli_and_errors(known, db_url, capsys):
     import fraudstream_cli
 
     engine, _, _ = known
-    assert fraudstream_cli.main(["models", "compare", "1", "2", "--json", "--db", db_url]) == 0
-    assert json.loads(capsys.readouterr().out) == compare(engine, 1, 2)
+    assert fraudstream_cli.main(
+        ["models", "compare", "1", "2", "--json", "--mature-after", "0s", "--db", db_url]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        **compare(engine, 1, 2), "mature_after": "0s", "mature_after_source": "--mature-after"}
     assert (
         fraudstream_cli.main(
             ["models", "compare", "2", "1", "--mature-after", "1h", "--db", db_url]
@@ -143,13 +145,14 @@ def test_compare_cli_and_errors(known, db_url, capsys):
     )
     text = capsys.readouterr().out
     assert "v2 vs v1 on the 250 transactions both decided" in text and "auprc" in text
+    assert "matured after 1h (from --mature-after)" in text
     with pytest.raises(FraudstreamError, match="no transaction in common"):
         compare(engine, 1, 9)
     with pytest.raises(FraudstreamError, match="two different versions"):
         compare(engine, 2, 2)
 
 
-def test_a_person_promoting_records_the_live_evidence(known, db_url, capsys):
+def test_a_person_promoting_records_the_live_evidence(known, db_url, capsys, monkeypatch):
     import fraudstream_cli
     from store import registry
     from store.tables import model_versions
@@ -174,10 +177,12 @@ def test_a_person_promoting_records_the_live_evidence(known, db_url, capsys):
                 for v, stage in ((1, "production"), (2, "candidate"))
             ],
         )
+    monkeypatch.setenv("FRAUDSTREAM_MATURE_AFTER", "1h")  # the deployment's label window
     assert fraudstream_cli.main(["models", "promote", "2", "--by", "carol", "--db", db_url]) == 0
     (row,) = registry.promotion_history(engine)
     assert (row.version, row.previous_version, row.decided_by) == (2, 1, "person:carol")
-    live = compare(engine, 2, 1)
+    live = compare(engine, 2, 1, timedelta(hours=1))
+    assert live["pending"] > 0  # the window mattered
     assert row.comparison == {"live": live}
     start = row.window_start if row.window_start.tzinfo else row.window_start.replace(tzinfo=UTC)
     assert start.isoformat() == live["window"]["start"] == EPOCH.replace(minute=50).isoformat()

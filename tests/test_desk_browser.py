@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ import uvicorn
 import fraudstream_cli
 from desk import auth
 from desk.app import create_app
+from labels.service import write_labels
 from store.db import connect
 from tests.conftest import in_ci
 from tests.desk_fixtures import CHEAP_HASHER, seed
@@ -36,6 +38,13 @@ def _need_browser() -> None:
         pytest.fail(message) if in_ci() else pytest.skip(message)
 
 
+def _label(tid: str, fraud: bool, source: str) -> dict:
+    when = datetime(2013, 9, 1, 6, tzinfo=UTC)
+    return {"label_id": f"{source}:{tid}", "transaction_id": tid, "is_fraud": int(fraud),
+            "source": source, "observed_at": when, "reason": None, "received_at": when,
+            "source_topic": "labels", "source_partition": 0, "source_offset": 0}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -48,6 +57,9 @@ def served(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'desk.db'}"
     engine = connect(url)
     seed(engine, n_alerts=40, n_genuine=20)
+    with engine.begin() as conn:  # truth that arrived: a chargeback settles tx-0010
+        write_labels(conn, [_label("tx-0010", True, "chargeback"),
+                            _label("tx-0011", False, "other")])
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert (
@@ -160,8 +172,28 @@ def test_analyst_works_an_alert_in_a_real_browser(served, browser, tmp_path):
     b.set_window_size(1280, 1500)  # the whole dashboard, counts table included
     b.get(f"{base}/dashboard")
     assert int(b.find_element(By.ID, "tp-v1").text) == tp_before + 1
-    assert int(b.find_element(By.ID, "closed-count").text) == 1
+    assert int(b.find_element(By.ID, "closed-count").text) == 2  # ann's and the chargeback's
     assert b.find_elements(By.CSS_SELECTOR, "svg.chart")
+    assert "matured after 48h" in b.find_element(By.ID, "maturity").text
     b.save_screenshot(str(shots / "dashboard.png"))
-    for name in ("queue.png", "detail.png", "dashboard.png"):
+
+    b.set_window_size(1280, 900)
+    b.get(f"{base}/queue?status=all&order=newest&limit=40")
+    settled = b.find_element(By.XPATH, "//tr[td/a[text()='tx-0010']]").text
+    assert "fraud chargeback, 2013-09-01 06:00:00" in settled
+    assert "confirmed by chargeback" in settled
+    b.save_screenshot(str(shots / "queue-all.png"))
+    b.get(f"{base}/queue?status=closed")
+    assert not b.find_elements(By.ID, "bulk-submit")  # nothing to select: no bulk bar
+    b.save_screenshot(str(shots / "queue-closed.png"))
+
+    # The API docs come from the desk itself (no CDN): Swagger UI renders the operations.
+    b.get(f"{base}/docs")
+    WebDriverWait(b, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock"))
+    assert "/api/alerts" in b.find_element(By.ID, "swagger-ui").text
+    loaded = b.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(u.startswith(base) for u in loaded), loaded
+    b.save_screenshot(str(shots / "docs.png"))
+    for name in ("queue.png", "detail.png", "dashboard.png", "queue-closed.png", "docs.png"):
         assert (shots / name).stat().st_size > 10_000

@@ -14,7 +14,7 @@ from labels.service import consume_labels
 from producer.topics import ensure_topics
 from schemas.events import event_time
 from store.counts import matured_counts
-from store.tables import decisions, labels
+from store.tables import alerts, decisions, desk_audit, labels
 from stream import ConsumerConfig
 from tests.scoring_helpers import offline_reference, replay_all, setup_model
 from tests.test_scorer_e2e import run_in_process
@@ -117,12 +117,15 @@ def test_labels_history_latest_wins_duplicates_orphans_and_dead_letters(
     if missed not in _frauds(csv, ids):
         fn, tn = fn + 1, tn - 1
     assert (row.tp, row.fp, row.tn, row.fn) == (tp, fp, tn, fn)
+    # The chargeback arrived before the alert: the scorer's write settled the alert at once.
+    assert _settled(engine, flagged) == [("closed", "chargeback", "system")]
     # Re-running the sink from scratch in a new group changes nothing (idempotent label ids).
     again = consume_labels(ConsumerConfig(bootstrap=kafka_bootstrap, topic=label_topic,
                                           group_id="labels-2", dlq_topic=f"{label_topic}.dlq",
                                           until_idle=3), engine)
     assert again.consumed == len(values)
     assert matured_counts(engine).rows == report.rows
+    assert _settled(engine, flagged) == [("closed", "chargeback", "system")]  # audited once
     # Every malformed event is in the DLQ with its reason.
     consumer = KafkaConsumer(f"{label_topic}.dlq", bootstrap_servers=kafka_bootstrap,
                              auto_offset_reset="earliest", consumer_timeout_ms=5000)
@@ -133,6 +136,16 @@ def test_labels_history_latest_wins_duplicates_orphans_and_dead_letters(
     assert all(r.strip() for r in reasons.values())
     assert "label" in reasons["unknown label"] and "timezone" in reasons["naive time"]
     assert reasons["oversized"].startswith("oversized")
+
+
+def _settled(engine, tid: str) -> list[tuple]:
+    """(status, disposition, audit actor) of the alerts of ``tid``, one per audit entry."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            select(alerts.c.status, alerts.c.disposition, desk_audit.c.actor)
+            .join(desk_audit, (desk_audit.c.transaction_id == alerts.c.transaction_id)
+                  & (desk_audit.c.model_version == alerts.c.model_version))
+            .where(alerts.c.transaction_id == tid))]
 
 
 def _frauds(csv: str, ids: list[str]) -> set[str]:

@@ -70,7 +70,7 @@ def test_label_event_matches_the_contract(label_validator) -> None:
     label = LabelV1.model_validate_json(raw)
     label_validator.validate(json.loads(raw))
     assert (label.label_id, label.transaction_id) == ("replay:cards-000000042", "cards-000000042")
-    assert (label.label, label.source) == ("fraud", "replay")
+    assert (label.label, label.source) == ("fraud", "chargeback")  # a simulated chargeback
     assert label.observed_at == event_time(100.0) + timedelta(hours=1)
     assert label.reason == "replayed Class=1 after 1h"
 

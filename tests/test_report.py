@@ -329,3 +329,28 @@ def test_a_better_comparison_run_is_pointed_out(tmp_path: Path) -> None:
         "test": {"threshold": {**main.metrics["test"]["threshold"], "prc": 0.5}}}})
     html = render_report(tmp_path, [main, other]).read_text(encoding="utf-8")
     assert "Here <strong>oversample</strong> reached a higher test AUPRC" in html
+
+
+@pytest.mark.parametrize("share, text", [
+    (10 / 56_000, "0.018%"), (1 - 10 / 56_000, "99.982%"), (0.8, "80.0%"), (0.0, "0%"),
+    (1.0, "100%"), (0.004, "0.40%")])
+def test_confusion_matrix_shares_never_round_a_count_to_zero(share: float, text: str) -> None:
+    from trainer.report_plots import share_text
+
+    assert share_text(share) == text
+
+
+def test_a_retrained_models_report_speaks_of_retrain() -> None:
+    from trainer.report_html import html_page
+
+    def page(run: RunReport, **kw) -> str:  # the page alone: no figures drawn
+        return html_page([run], [{}], "", "", title="t", version=4, **kw)
+
+    html = page(_run("xgboost-weighted", 1, n=600), retrained=True)
+    assert "retraining round's candidate" in html and "the gate decides" in html
+    assert "--compare" not in html  # a train flag: retrain has no such thing
+    strategies = html.split("<h2>Imbalance strategies")[1].split("</ul>")[0]
+    assert "(not trained here)" in strategies and "((" not in strategies
+    trained = page(_run("weighted", 1, n=600))
+    assert "(not trained here; <code>train --compare</code> trains all three)" in trained
+    assert "))" not in trained.split("<h2>Imbalance strategies")[1].split("</ul>")[0]

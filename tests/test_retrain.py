@@ -235,8 +235,8 @@ def test_models_promote_by_a_person_is_recorded_and_shown(
     fraudstream_cli.main(["models", "show", "1", "--db", db_url])
     assert "last decision: promoted by person:bob" in capsys.readouterr().out
     fraudstream_cli.main(["models", "list", "--db", db_url])
-    lines = capsys.readouterr().out.splitlines()
-    assert "promoted by person:alice" in lines[1] and "(production was v1)" in lines[1]
+    (v2,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("v2 ")]
+    assert "promoted by person:alice" in v2 and "(production was v1)" in v2
     fraudstream_cli.main(["models", "show", "2", "--json", "--db", db_url])
     shown = json.loads(capsys.readouterr().out)
     assert shown["promotion"]["decided_by"] == "person:alice"

@@ -142,10 +142,12 @@ def save_artifacts(run: TrainedRun, directory: Path) -> None:
 
 def register_run(engine: Any, run: TrainedRun, dataset: data_mod.Dataset, *, home: Path,
                  epochs: int, report_runs: list[TrainedRun] | None = None,
-                 training: dict[str, Any] | None = None) -> tuple[Any, Path]:
+                 training: dict[str, Any] | None = None,
+                 retrained: bool = False) -> tuple[Any, Path]:
     """Save ``run``'s artifacts (parity-checked), register them (with ``training``
     provenance) and render the HTML report of ``report_runs`` (default: ``run`` alone) under
-    ``reports/v<version>/``. Returns (the :class:`store.registry.ModelRecord`, report path)."""
+    ``reports/v<version>/`` (``retrained``: a candidate of a ``retrain`` round, which the report
+    explains in retrain's terms). Returns (the :class:`store.registry.ModelRecord`, report path)."""
     from store import registry
     from trainer.report import DataInfo, RunReport, render_report
     from trainer.synth import is_synthetic
@@ -166,7 +168,8 @@ def register_run(engine: Any, run: TrainedRun, dataset: data_mod.Dataset, *, hom
         version=record.version,
         data=DataInfo(source=dataset.source, rows=len(dataset.y), frauds=int(dataset.y.sum()),
                       time_span_s=float(dataset.time.max() - dataset.time.min()),
-                      synthetic=is_synthetic(dataset.source), sha256=dataset.sha256))
+                      synthetic=is_synthetic(dataset.source), sha256=dataset.sha256),
+        retrained=retrained)
     return record, report
 
 

@@ -57,6 +57,7 @@ def render_report(
     version: int | None = None,
     data: DataInfo | None = None,
     registered_reason: str | None = None,
+    retrained: bool = False,
 ) -> Path:
     """Write PNGs + index.html into out_dir (created), return the HTML path.
 
@@ -88,7 +89,8 @@ def render_report(
     thr = save(plot_threshold(runs[0], curve, colors[0]), out_dir / "threshold.png")
 
     page = html_page(runs, per_run, roc, prc, title=title, version=version, data=data,
-                     registered_reason=registered_reason, threshold_png=thr, curve=curve)
+                     registered_reason=registered_reason, threshold_png=thr, curve=curve,
+                     retrained=retrained)
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -136,12 +136,19 @@ def _data_items(data: DataInfo | None, runs: Sequence[RunReport]) -> str:
 
 
 def _registered_item(runs: Sequence[RunReport], version: int | None,
-                     reason: str | None) -> str:
+                     reason: str | None, retrained: bool = False) -> str:
     main = runs[0]
     what = f"model version {version}" if version is not None else "the model"
-    why = reason or ("it is the strategy asked for (<code>--strategy</code>, default weighted); "
-                     "<code>--compare</code> trains the others only to show them beside it, it "
-                     "does not pick the best")
+    command = "retrain" if retrained else "train"
+    if retrained:
+        why = reason or ("it is this retraining round's candidate of its model family "
+                         "(<code>retrain --family</code>; imbalance strategy "
+                         "<code>--strategy</code>, default weighted); the gate decides whether "
+                         "it becomes production (<code>fraudstream models show</code>)")
+    else:
+        why = reason or ("it is the strategy asked for (<code>--strategy</code>, default "
+                         "weighted); <code>--compare</code> trains the others only to show them "
+                         "beside it, it does not pick the best")
     text = (f"<li><strong>Registered</strong>: {_esc(what)} is the <strong>{_esc(main.name)}"
             f"</strong> run, because {why if reason is None else _esc(why)}.")
     prc = {r.name: _metric_value(r, "test", "threshold", "prc") for r in runs}
@@ -151,7 +158,7 @@ def _registered_item(runs: Sequence[RunReport], version: int | None,
         text += (f" Here <strong>{_esc(best.name)}</strong> reached a higher test AUPRC "
                  f"({format_metric('prc', prc[best.name])} against "
                  f"{format_metric('prc', prc[main.name])}) on this data: consider "
-                 f"<code>--strategy {_esc(best.strategy or best.name)}</code>.")
+                 f"<code>{command} --strategy {_esc(best.strategy or best.name)}</code>.")
     stopping = main.stopping()
     if stopping:
         text += f" Training: {_esc(stopping)}."
@@ -217,7 +224,7 @@ def _volume_item(run: RunReport, data: DataInfo | None, curve: ThresholdCurve | 
             "threshold.</li>")
 
 
-def _strategies(runs: Sequence[RunReport]) -> str:
+def _strategies(runs: Sequence[RunReport], retrained: bool = False) -> str:
     trained = {r.strategy: r.name for r in runs if r.strategy}
     registered = runs[0].strategy
     items = []
@@ -228,7 +235,8 @@ def _strategies(runs: Sequence[RunReport]) -> str:
         elif name in trained:
             tags.append("trained for comparison")
         else:
-            tags.append("not trained here (<code>train --compare</code> trains all three)")
+            tags.append("not trained here" if retrained else
+                        "not trained here; <code>train --compare</code> trains all three")
         items.append(f"<li><strong>{_esc(name)}</strong> ({', '.join(tags)}): "
                      f"{_esc(sentence)}</li>")
     return "<ul>" + "".join(items) + "</ul>"
@@ -246,6 +254,7 @@ def html_page(
     registered_reason: str | None = None,
     threshold_png: str | None = None,
     curve: ThresholdCurve | None = None,
+    retrained: bool = False,
 ) -> str:
     main = runs[0]
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -258,7 +267,7 @@ def html_page(
         for r in runs
     )
     summary = (
-        _data_items(data, runs) + _registered_item(runs, version, registered_reason)
+        _data_items(data, runs) + _registered_item(runs, version, registered_reason, retrained)
         + f"<li><strong>Threshold</strong>: {why_not_half(main)}</li>"
         + _volume_item(main, data, curve))
     if curve is not None and curve.per_day:
@@ -297,7 +306,7 @@ def html_page(
 <ul class="summary">{summary}</ul>
 {threshold_fig}
 <h2>Imbalance strategies (fraud is rare: about 1 in 580 transactions in the ULB data)</h2>
-{_strategies(runs)}
+{_strategies(runs, retrained)}
 <h2>Operating thresholds</h2>
 <ul>{thresholds}</ul>
 <h2>Metrics</h2>

@@ -3,6 +3,7 @@ no global figure registry, so rendering is safe from any thread and never leaks 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,16 @@ def plot_threshold(run: RunReport, curve: ThresholdCurve, color: str) -> Any:
     return fig
 
 
+def share_text(share: float) -> str:
+    """A share as a percentage with enough decimals to tell it from 0 % or 100 %: 10 of
+    56,000 is "0.018%", not "0.0%"."""
+    if share <= 0.0 or share >= 1.0:
+        return f"{share:.0%}"
+    small = min(share, 1.0 - share) * 100
+    decimals = max(1, min(4, 1 - math.floor(math.log10(small))))
+    return f"{share * 100:.{decimals}f}%"
+
+
 def plot_cm(run: RunReport) -> Any:
     """Test-split confusion matrix at the run's threshold (predicted fraud iff p >= threshold).
 
@@ -175,7 +186,7 @@ def plot_cm(run: RunReport) -> Any:
     ax = fig.add_subplot()
     ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
     for (i, j), count in np.ndenumerate(cm):
-        ax.text(j, i, f"{count:,}\n({share[i, j]:.1%})", ha="center", va="center",
+        ax.text(j, i, f"{count:,}\n({share_text(share[i, j])})", ha="center", va="center",
                 color="white" if share[i, j] > 0.5 else "black", fontsize=11)
     ticks = ["legit (0)", "fraud (1)"]
     ax.set_xticks([0, 1], labels=ticks)

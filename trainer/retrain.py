@@ -34,10 +34,15 @@ from trainer.threshold import DEFAULT_POLICY, events_per_day, parse_policy
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MATURE_AFTER_S = 48 * 3600.0
 #: A retraining round trains every family by default and lets the gate choose among them
 #: (``train`` keeps the tutorial's dense net as its default).
 RETRAIN_FAMILIES: tuple[str, ...] = tuple(models.FAMILIES)
+
+
+def _deployment_window_s() -> float:
+    from store.settings import maturity
+
+    return maturity().window.total_seconds()
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class RetrainOptions:
     since: datetime | None = None
     until: datetime | None = None
     days: float | None = None
-    mature_after_s: float = DEFAULT_MATURE_AFTER_S
+    mature_after_s: float = field(default_factory=_deployment_window_s)
     val_fraction: float = oot.DEFAULT_VAL_FRACTION
     test_fraction: float = oot.DEFAULT_TEST_FRACTION
     strategy: str = "weighted"
@@ -336,7 +341,7 @@ def retrain(opts: RetrainOptions) -> dict[str, Any]:
             per_day=per_day,
         )
         record, _ = register_run(
-            engine, run, data, home=home, epochs=opts.epochs, training=training
+            engine, run, data, home=home, epochs=opts.epochs, training=training, retrained=True
         )
         log.info("registered %s as v%d (%s)", family, record.version, record.stage)
         runs.append(run)

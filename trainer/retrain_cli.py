@@ -24,6 +24,7 @@ CRON_EXAMPLE = (
 def register(sub: Any) -> None:
     from models import FAMILIES
     from producer.broker import BOOTSTRAP_HELP
+    from store.settings import add_mature_after
     from trainer import gate, oot
     from trainer.model import STRATEGIES
     from trainer.threshold import DEFAULT_POLICY
@@ -74,14 +75,7 @@ def register(sub: Any) -> None:
         help="only the last N days of event time, ending at the newest event "
         "(instead of --since/--until)",
     )
-    src.add_argument(
-        "--mature-after",
-        default="48h",
-        metavar="DURATION",
-        help="label window: only events older than this (against the stream's clock, "
-        "the latest event decided) are used, unlabelled ones as genuine; younger ones are "
-        "left out, labelled or not",
-    )
+    add_mature_after(src)  # events younger than the window are left out, labelled or not
     fit = p.add_argument_group("training")
     fit.add_argument(
         "--family",
@@ -158,7 +152,8 @@ def register(sub: Any) -> None:
 
 def options(args: argparse.Namespace) -> Any:
     """The :class:`trainer.retrain.RetrainOptions` of the flags (one-line errors)."""
-    from schemas.durations import parse_duration, parse_time
+    from schemas.durations import parse_time
+    from store.settings import maturity
     from trainer.gate import GateRule
     from trainer.retrain import RETRAIN_FAMILIES, RetrainOptions
 
@@ -174,7 +169,7 @@ def options(args: argparse.Namespace) -> Any:
         since=parse_time("--since", args.since),
         until=parse_time("--until", args.until),
         days=args.days,
-        mature_after_s=parse_duration(args.mature_after, "--mature-after"),
+        mature_after_s=maturity(args.mature_after).window.total_seconds(),
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
         strategy=args.strategy,
@@ -187,8 +182,9 @@ def options(args: argparse.Namespace) -> Any:
     )
 
 
-def human(summary: dict[str, Any]) -> list[str]:
-    """The round's summary for people."""
+def human(summary: dict[str, Any], maturity: str = "") -> list[str]:
+    """The round's summary for people (``maturity``: the label window's description, shown
+    beside the mature events of a stream round)."""
     t = summary["training"]
     w, labels, split = t["window"], t["labels"], t["split"]
     lines = [
@@ -197,7 +193,8 @@ def human(summary: dict[str, Any]) -> list[str]:
         f"{t['frauds']:,} frauds",
         f"  mature events: {labels['fraud']:,} labelled fraud, {labels['genuine']:,} labelled "
         f"genuine, {labels['matured']:,} unlabelled (genuine); {labels['left_out']:,} too recent "
-        "(left out, labelled or not)",
+        "(left out, labelled or not)"
+        + (f"; labels {maturity}" if maturity and summary["source"] == "stream" else ""),
     ]
     for name in ("train", "val", "test"):
         s = split[name]
@@ -257,15 +254,20 @@ def run_every(interval_s: float, one_round: Callable[[], None], stop: threading.
 def run_retrain(args: argparse.Namespace) -> int:
     from schemas.durations import parse_duration
     from schemas.errors import FraudstreamError
+    from store.settings import maturity
     from trainer.retrain import retrain
 
     opts = options(args)
     opts.check()
+    mature = maturity(args.mature_after)
 
     def one_round() -> None:
         summary = retrain(opts)
         print(
-            json.dumps(summary, default=str) if args.json else "\n".join(human(summary)), flush=True
+            json.dumps({**summary, **mature.to_dict()}, default=str)
+            if args.json
+            else "\n".join(human(summary, mature.describe())),
+            flush=True,
         )
 
     if args.every is None:

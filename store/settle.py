@@ -1,0 +1,115 @@
+"""A chargeback settles the work item: when a transaction's current label is a ``chargeback``
+saying fraud, its alerts that no analyst has closed leave the open queue, closed with the
+disposition ``chargeback`` ("confirmed by chargeback"), each change recorded in the desk's audit
+trail as done by ``system``. An alert an analyst already closed is never touched.
+
+:func:`settle_by_chargeback` runs inside the database transaction of whichever write completes
+the pair — the label sink's batch (the chargeback arrives after the alert) or the scorer's
+batch (the alert arrives after its chargeback) — the same transaction that moves that consumer's
+offsets, so a re-delivered batch finds nothing left to settle: exactly once, on both sides.
+On PostgreSQL both sides first take a transaction-scoped advisory lock per transaction id (in
+one global order), so a label and an alert of one transaction committed at the same moment
+cannot each miss the other (SQLite serialises writers anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import Integer
+
+from store.tables import alerts, desk_audit, labels
+
+#: The disposition of an alert a chargeback settled (analysts' are in ``desk.work``).
+CHARGEBACK = "chargeback"
+#: The audit trail's actor for changes no person made.
+SYSTEM = "system"
+_CHUNK = 500
+_LOCK_NAMESPACE = 0x5E77  # the first key of settlement's advisory locks
+
+
+def _lock(conn: Connection, ids: Sequence[str]) -> None:
+    """PostgreSQL: wait for any other transaction settling one of ``ids`` (held until commit)."""
+    if conn.dialect.name != "postgresql":
+        return
+    keys = sorted({int.from_bytes(hashlib.blake2b(t.encode(), digest_size=4).digest(), "big",
+                                  signed=True) for t in ids})
+    conn.execute(text("SELECT pg_advisory_xact_lock(:ns, k) FROM unnest(:keys) AS k")
+                 .bindparams(bindparam("keys", type_=ARRAY(Integer))),
+                 {"ns": _LOCK_NAMESPACE, "keys": keys})
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start:start + _CHUNK]
+
+
+def chargeback_ids(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """The transaction ids of label rows that are chargebacks saying fraud (deduplicated)."""
+    return sorted({r["transaction_id"] for r in rows
+                   if r["source"] == CHARGEBACK and r["is_fraud"] == 1})
+
+
+def _current_chargebacks(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``{transaction_id: label}`` of those of ``ids`` whose current label (latest
+    ``observed_at``, then arrival: :mod:`store.truth`'s rule) is a chargeback saying fraud."""
+    latest: dict[str, Any] = {}
+    for chunk in _chunks(ids):
+        rows = conn.execute(
+            select(labels.c.transaction_id, labels.c.label_id, labels.c.is_fraud,
+                   labels.c.source, labels.c.observed_at, labels.c.seq)
+            .where(labels.c.transaction_id.in_(chunk)))
+        for r in rows:
+            best = latest.get(r.transaction_id)
+            if best is None or (r.observed_at, r.seq) > (best.observed_at, best.seq):
+                latest[r.transaction_id] = r
+    return {tid: dict(r._mapping) for tid, r in latest.items()
+            if r.source == CHARGEBACK and r.is_fraud == 1}
+
+
+def settle_by_chargeback(conn: Connection, transaction_ids: Iterable[str],
+                         now: datetime | None = None) -> int:
+    """Close the unclosed alerts of ``transaction_ids`` whose current label is a chargeback
+    saying fraud; one audit entry each (actor ``system``). Returns how many were settled."""
+    ids = sorted(set(transaction_ids))
+    if not ids:
+        return 0
+    _lock(conn, ids)
+    a = alerts.c
+    unclosed = []
+    for chunk in _chunks(ids):
+        unclosed += conn.execute(
+            select(a.transaction_id, a.model_version, a.status, a.assignee, a.revision)
+            .where(a.transaction_id.in_(chunk), a.status != "closed")
+            .with_for_update()).all()
+    if not unclosed:
+        return 0
+    truth = _current_chargebacks(conn, sorted({r.transaction_id for r in unclosed}))
+    now = now or datetime.now(UTC)
+    settled = 0
+    for row in unclosed:
+        label = truth.get(row.transaction_id)
+        if label is None:
+            continue
+        note = (f"confirmed by chargeback {label['label_id']} observed "
+                f"{label['observed_at']:%Y-%m-%d %H:%M}")
+        new = {"status": "closed", "disposition": CHARGEBACK, "disposition_note": note,
+               "revision": row.revision + 1}
+        done = conn.execute(
+            update(alerts).where(a.transaction_id == row.transaction_id,
+                                 a.model_version == row.model_version, a.status != "closed")
+            .values(**new, updated_at=now)).rowcount
+        if not done:
+            continue
+        conn.execute(insert(desk_audit).values(
+            at=now, actor=SYSTEM, action="settle", transaction_id=row.transaction_id,
+            model_version=row.model_version,
+            old={"status": row.status, "assignee": row.assignee, "revision": row.revision},
+            new=new))
+        settled += 1
+    return settled
