@@ -36,7 +36,7 @@ HOSTILE = [
 JSON_VALUES = [2**63, 10**400, 1.5, float("nan"), float("inf"), -1, True, None, "x" * 5000,
                "a\x00b", "<b>", "' OR 1=1 --", "2147483648", [], {}]
 QUERY_PARAMS = ["status", "order", "min_score", "max_score", "min_amount", "max_amount",
-                "since", "until", "model_version", "assignee", "limit", "cursor"]
+                "since", "until", "model_version", "assignee", "label", "limit", "cursor"]
 
 
 @pytest.fixture(autouse=True)
