@@ -157,11 +157,15 @@ def _when(value: Any) -> str:
 
 
 def score_text(score: float) -> str:
-    """A score with enough digits to rank scores near 1 (0.912, 0.99934, 0.99999680): the
-    digits up to the first non-9 and two more; three below 0.99."""
+    """A score with enough digits to rank scores near 1: three decimals below 0.99, then the
+    digits up to the first non-9 and two more (0.99934, 0.99999680); closer to 1 than 1e-9 the
+    distance to 1 (``1 − 3.2e-13``), which float64 scores keep up to a logit of ~37."""
     if score < 0.99 or score >= 1.0:
         return f"{score:.3f}"
-    return f"{score:.{min(12, 2 - math.floor(math.log10(1.0 - score)))}f}"
+    gap = 1.0 - score
+    if gap < 1e-9:
+        return f"1 − {gap:.1e}"
+    return f"{score:.{2 - math.floor(math.log10(gap))}f}"
 
 
 def create_app(

@@ -21,6 +21,8 @@ def test_scores_near_one_keep_their_order_on_screen():
     assert texts[0] == "0.900" and texts[5] == "0.99999680"
     assert len(set(texts)) == len(texts)  # 1.000 for all of them would hide the order
     assert [float(t) for t in texts] == sorted(float(t) for t in texts)
+    # closer to 1 than 1e-9 (logits above ~21): the distance to 1, still in order
+    assert score_text(1 - 1e-12) == "1 − 1.0e-12" and score_text(1 - 3e-14) == "1 − 3.0e-14"
     assert score_text(0.123456) == "0.123" and score_text(1.0) == "1.000"
 
 
