@@ -10,7 +10,7 @@ The ``decisions`` table is seeded directly (PostgreSQL: psycopg ``COPY``; SQLite
 time, ~0.2 % flagged; ``labels`` gets ~``labels`` rows: fraud and genuine truths for 80 % of
 that many transactions, corrections (a later label flipping the first) for the rest, plus a few
 orphans (labels of transactions never decided). Tables are ANALYZEd after seeding. Each timing is
-one full call (the stream-clock query, the counts query and the orphans query); the slowest
+one full call (the stream-clock queries, the counts query and the orphans query); the slowest
 statement's share is reported too. ``--explain`` prints EXPLAIN ANALYZE of each statement
 (PostgreSQL) / EXPLAIN QUERY PLAN (SQLite). Aim: p50 < 1 s on PostgreSQL. PostgreSQL from
 ``--pg-url``/``$FRAUDSTREAM_BENCH_PG_URL`` (or ``--db``) is RESET.
@@ -188,7 +188,7 @@ def time_counts(engine: Any, runs: int, by_day: bool,
         timer.on = False
         for k, (_sql, _params, s) in enumerate(selects(timer.log)):
             per_statement[k].append(s)
-    names = ["stream_clock", "counts", "orphans"]
+    names = ["stream_clock: sample", "stream_clock: edge", "stream_clock: max", "counts", "orphans"]
     if do_explain:
         timer.log.clear()
         timer.on = True

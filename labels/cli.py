@@ -26,7 +26,7 @@ def run_consume(args: argparse.Namespace) -> int:
     from metrics import ConsumerMetrics, start_from_cli
     from store.db import connect
     from stream import ConsumerConfig
-    from stream.cli import check_consumer_args, reachable_broker, ready_topics
+    from stream.cli import check_consumer_args, max_future_skew_s, reachable_broker, ready_topics
 
     check_consumer_args(args)
     bootstrap = reachable_broker(args.bootstrap_servers)
@@ -38,7 +38,7 @@ def run_consume(args: argparse.Namespace) -> int:
                             max_messages=args.max_messages)
     metrics = start_from_cli(args.metrics_port, args.metrics_host,
                              lambda: ConsumerMetrics("labels"))
-    s = consume_labels(config, engine, metrics)
+    s = consume_labels(config, engine, metrics, max_future_skew_s(args))
     summary = {"consumed": s.consumed, "labels": s.stats["labels"], "dlq": s.dlq,
                "isolated": s.isolated, "conflicts": s.conflicts,
                "topic_resets": s.topic_resets, "seconds": round(s.seconds, 3),

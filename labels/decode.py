@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.events import LabelV1
+from schemas.times import Horizon
 from schemas.validation import validate_event
 from stream.deadletters import DeadLetter
 
@@ -27,13 +28,16 @@ def label_row(label: LabelV1, record: Any, received_at: datetime) -> dict[str, A
             "source_partition": record.partition, "source_offset": record.offset}
 
 
-def decode_labels(records: Sequence[Any], received_at: datetime) -> DecodedLabels:
-    """Split ``records`` into label rows (in order) and dead letters with a reason."""
+def decode_labels(records: Sequence[Any], horizon: Horizon) -> DecodedLabels:
+    """Split ``records`` into label rows (in order) and dead letters with a reason; a label
+    observed after ``horizon.latest`` is a dead letter. Rows are received at ``horizon.now``."""
     out = DecodedLabels()
     for record in records:
-        result = validate_event(LabelV1, record.value)
+        result: LabelV1 | str = validate_event(LabelV1, record.value)
+        if not isinstance(result, str) and result.observed_at > horizon.latest:
+            result = horizon.refusal("observed_at", result.observed_at)
         if isinstance(result, str):
             out.dead.append(DeadLetter(record, result))
         else:
-            out.rows.append(label_row(result, record, received_at))
+            out.rows.append(label_row(result, record, horizon.now))
     return out

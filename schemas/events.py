@@ -7,10 +7,18 @@ JSON Schema copies live in ``schemas/json/`` and are kept in sync with these mod
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.times import (  # noqa: F401  (DATASET_EPOCH, event_time, ...: re-exported)
+    DATASET_EPOCH,
+    MAX_TIME_S,
+    dataset_seconds,
+    event_time,
+    in_range_reason,
+)
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 #: Longest accepted transaction id (characters).
@@ -23,20 +31,10 @@ TransactionId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pat
 Flag01 = Annotated[int, Field(strict=True, ge=0, le=1)]
 #: Schema version 1, an integer on the wire (``true`` and ``1.0`` are refused, as for Flag01).
 Version1 = Annotated[int, Field(strict=True, ge=1, le=1)]
-
-#: The dataset's ``Time`` is seconds since its first transaction; event time is that offset from
-#: this epoch (the ULB data was collected over two days in September 2013).
-DATASET_EPOCH = datetime(2013, 9, 1, tzinfo=UTC)
-
-
-def event_time(time_s: float) -> datetime:
-    """The absolute event time (UTC) of a transaction ``time_s`` seconds into the dataset."""
-    return DATASET_EPOCH + timedelta(seconds=time_s)
-
-
-def dataset_seconds(when: datetime) -> float:
-    """The inverse of :func:`event_time`: seconds of ``when`` (aware) since the dataset epoch."""
-    return (when - DATASET_EPOCH).total_seconds()
+#: Seconds since :data:`DATASET_EPOCH`, for an event time before 2100 (``schemas.times``).
+TimeS = Annotated[float, Field(ge=0, lt=MAX_TIME_S, allow_inf_nan=False, description=(
+    "seconds since 2013-09-01T00:00Z: the event time, before 2100-01-01, and not more than the "
+    "scorer's --max-future-skew (default 1h) ahead of its wall clock"))]
 
 #: Events larger than this (bytes) are rejected before parsing.
 MAX_EVENT_BYTES = 16_384
@@ -54,7 +52,7 @@ class TransactionV1(BaseModel):
 
     schema_version: Version1
     transaction_id: TransactionId
-    time_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    time_s: TimeS
     v1: FiniteFloat
     v2: FiniteFloat
     v3: FiniteFloat
@@ -116,7 +114,7 @@ class AlertV1(BaseModel):
     score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
     threshold: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
     amount: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    time_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    time_s: TimeS
     source_topic: str
     source_partition: Annotated[int, Field(ge=0)]
     source_offset: Annotated[int, Field(ge=0)]
@@ -143,7 +141,10 @@ class LabelV1(BaseModel):
     transaction_id: TransactionId
     label: LabelValue
     source: LabelSource
-    observed_at: Annotated[datetime, Field(strict=False)]
+    observed_at: Annotated[datetime, Field(strict=False, description=(
+        "when the truth became known: timezone-aware, from 1970-01-01 to before 2100-01-01 "
+        "(UTC), and not more than the consumer's --max-future-skew (default 1h) ahead of its "
+        "wall clock"))]
     reason: Annotated[str, Field(max_length=MAX_REASON_LENGTH)] | None = None
 
     @field_validator("observed_at")
@@ -151,4 +152,6 @@ class LabelV1(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("observed_at needs a timezone (e.g. 2013-09-02T10:00:00Z)")
+        if (problem := in_range_reason(value)) is not None:
+            raise ValueError(problem)
         return value.astimezone(UTC)

@@ -46,7 +46,7 @@ def run_score(args: argparse.Namespace) -> int:
     from scorer.model import load_model
     from scorer.service import ScoreConfig, Scorer
     from store.db import connect
-    from stream.cli import check_consumer_args, reachable_broker, ready_topics
+    from stream.cli import check_consumer_args, max_future_skew_s, reachable_broker, ready_topics
 
     check_consumer_args(args)
     if args.reload_check < 0:
@@ -71,7 +71,7 @@ def run_score(args: argparse.Namespace) -> int:
     config = ScoreConfig(bootstrap=bootstrap, topic=args.topic, group_id=args.group_id,
                          batch_size=args.batch_size, until_idle=args.until_idle,
                          max_messages=args.max_messages, alerts_topic=args.alerts_topic,
-                         dlq_topic=args.dlq_topic)
+                         dlq_topic=args.dlq_topic, max_future_skew_s=max_future_skew_s(args))
     logging.getLogger(__name__).info("scoring %s with model %d (threshold %.4f) for group %s",
                                      args.topic, model.version, model.threshold, args.group_id)
     from functools import partial

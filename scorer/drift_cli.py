@@ -56,9 +56,10 @@ def drift_report(records: list[Any], model: Any, window_s: float | None = None) 
     """The report of ``records`` (transaction.v1 Kafka records) against ``model.drift``."""
     import numpy as np
 
+    from schemas.times import Horizon
     from scorer.decode import decode_batch
 
-    batch = decode_batch(records)
+    batch = decode_batch(records, Horizon.from_wall_clock())  # what the scorer would accept
     raw, times = batch.raw_matrix(), batch.column("time_s")
     if window_s is not None and len(times):
         keep = times >= times.max() - window_s

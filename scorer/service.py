@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from schemas.times import DEFAULT_MAX_FUTURE_SKEW_S, Horizon
 from scorer.decode import decode_batch
 from scorer.process import ScoreEffects, ScoringModel, score_batch, shadow_decisions
 from scorer.reload import ModelReloader, production_reloader
@@ -38,6 +39,7 @@ class ScoreConfig:
     poll_timeout_ms: int = 500
     retry_limit_s: float = 300.0  # give up on an unreachable DB/broker after this long
     log_decisions: bool = True  # off only in the decision-log benchmark's reference run
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S  # later events are dead letters
 
     def consumer(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -82,13 +84,14 @@ class ScorePipeline:
     reloader: ModelReloader | None = None
     drift: bool = False  # keep model inputs for the drift window (metrics on)
     shadow: ScoringModel | None = None  # also scores every batch; decisions only, no alerts
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S  # events dated later: dead letters
 
     def before_batch(self) -> None:
         if self.reloader is not None:
             self.model = self.reloader.check()
 
     def process(self, records: Sequence[Any]) -> BatchEffects:
-        batch = decode_batch(records)
+        batch = decode_batch(records, Horizon.from_wall_clock(self.max_future_skew_s))
         scored = score_batch(batch, self.model, drift=self.drift)
         alerts = [Outgoing(self.alerts_topic, a.transaction_id.encode(),
                            a.model_dump_json().encode()) for a in scored.alerts]
@@ -123,7 +126,8 @@ class Scorer:
             reloader = production_reloader(engine, model, reload_check,
                                            partial(_switched, engine, metrics))
         self.pipeline = ScorePipeline(model, config.alerts_topic, config.log_decisions,
-                                      reloader, drift=metrics is not None, shadow=shadow)
+                                      reloader, drift=metrics is not None, shadow=shadow,
+                                      max_future_skew_s=config.max_future_skew_s)
         self.consumer = SqlConsumer(config.consumer(), engine, self.pipeline, metrics)
         if metrics is not None:
             metrics.model_loaded(model.version, model.threshold, expected_alert_rate)

@@ -2,7 +2,8 @@
 
 A decision's truth is its transaction's current label (:mod:`store.truth`). A decision without a
 label is *mature* once its event time is ``mature_after`` older than the clock ``as_of`` (by
-default the stream's clock: the latest event time decided), and then counts as genuine — no
+default the stream's clock: the latest event time decided, see :func:`stream_clock`), and then
+counts as genuine — no
 chargeback within the window means genuine; younger unlabelled decisions are ``pending``.
 Counts are a pure function of the two logs, so re-delivered events, restarts and replays cannot
 change them, and any figure can be recomputed offline.
@@ -95,10 +96,38 @@ def decided_by_all(versions: Sequence[int]) -> Any:
     return condition
 
 
+#: The stream's clock ignores the latest event times of at most one decision in this many (and
+#: at most :data:`CLOCK_MAX_OUTLIERS`) when they stand more than :data:`CLOCK_GAP` ahead of the
+#: rest.
+CLOCK_OUTLIER_RATIO = 1000
+CLOCK_MAX_OUTLIERS = 100
+CLOCK_GAP = timedelta(hours=24)
+
+
 def stream_clock(engine: Engine) -> datetime | None:
-    """The latest event time in the decision log (None when nothing was decided)."""
+    """The latest event time in the decision log, robust to outliers (None when nothing was
+    decided).
+
+    Every decided event time is at most the scorer's ``--max-future-skew`` ahead of the wall
+    clock (later events are dead letters), but one stray time that passed — an event dated
+    today in a replay of 2013 — would still move a plain maximum and mature every pending
+    decision at once. So the clock is the latest event time within :data:`CLOCK_GAP` of the
+    ``k+1``-th latest, where ``k`` is one decision in :data:`CLOCK_OUTLIER_RATIO` (at most
+    :data:`CLOCK_MAX_OUTLIERS`): a few times far ahead of the rest are ignored; a stream that
+    really moved on moves the clock once more than ``k`` of its events are decided (until then
+    decisions stay pending a little longer, never matured early). On clean data (no lone jump
+    of a day) it is the plain maximum.
+    """
+    t = decisions.c.event_time
     with engine.connect() as conn:
-        return conn.execute(select(func.max(decisions.c.event_time))).scalar()
+        sample = select(literal(1)).select_from(decisions).limit(
+            CLOCK_OUTLIER_RATIO * CLOCK_MAX_OUTLIERS).subquery()
+        n = int(conn.execute(select(func.count()).select_from(sample)).scalar() or 0)
+        if n == 0:
+            return None
+        edge = conn.execute(select(t).order_by(t.desc()).offset(n // CLOCK_OUTLIER_RATIO)
+                            .limit(1)).scalar()
+        return conn.execute(select(func.max(t)).where(t <= edge + CLOCK_GAP)).scalar()
 
 
 def matured_counts(engine: Engine, mature_after: timedelta = timedelta(0), *,

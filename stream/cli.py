@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
+from schemas.durations import parse_duration
 from schemas.errors import FraudstreamError
 
 
@@ -26,6 +27,10 @@ def add_consumer_args(parser: argparse.ArgumentParser, *, topic: str, what: str,
     parser.add_argument("--max-messages", type=int, help="exit after consuming this many events")
     parser.add_argument("--dlq-topic", default=dlq_topic,
                         help="dead-letter topic for malformed events (reason in a header)")
+    parser.add_argument("--max-future-skew", default="1h", metavar="DURATION",
+                        help="an event dated more than this ahead of this machine's clock is "
+                             "dead-lettered with the reason (a broken clock upstream would "
+                             "otherwise move the stream's clock), e.g. 1h, 10m, 2d")
     parser.add_argument("--json", action="store_true", help="print one JSON summary object")
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus /metrics on this port (default: "
@@ -43,6 +48,12 @@ def check_consumer_args(args: argparse.Namespace) -> None:
         raise FraudstreamError("--max-messages must be >= 1")
     if args.until_idle is not None and args.until_idle <= 0:
         raise FraudstreamError("--until-idle must be > 0")
+    max_future_skew_s(args)
+
+
+def max_future_skew_s(args: argparse.Namespace) -> float:
+    """``--max-future-skew`` in seconds (a one-line error for a bad duration)."""
+    return parse_duration(args.max_future_skew, "--max-future-skew")
 
 
 def reachable_broker(flag: str | None) -> str:

@@ -165,3 +165,28 @@ def test_unreachable_database_is_a_clear_error(tmp_path):
         connect("postgresql+psycopg://u:secret@127.0.0.1:1/none", attempts=1)
     except DatabaseUnavailable as exc:
         assert "secret" not in str(exc)
+
+
+def test_the_stream_clock_ignores_a_few_event_times_far_ahead_of_the_rest(db_url):
+    """One stray event time (dated today in a replay of 2013, within the scorer's horizon) must
+    not move the stream's clock and mature every pending decision at once; a stream that really
+    moved on moves it."""
+    from store.counts import stream_clock
+
+    engine = connect(db_url)
+    rows = [decision(f"d{i}", False, i * 0.01) for i in range(3000)]  # 0 .. 29.99 h
+    clean_max = T0 + timedelta(hours=29.99)
+    with engine.begin() as conn:
+        conn.execute(decisions.insert(), rows)
+    assert stream_clock(engine) == clean_max.replace(tzinfo=stream_clock(engine).tzinfo)
+    with engine.begin() as conn:  # three strays: one in a thousand tolerated
+        conn.execute(decisions.insert(), [decision(f"stray{i}", False, 24 * 365 * 13 + i)
+                                          for i in range(3)])
+    clock = stream_clock(engine)
+    assert clock == clean_max.replace(tzinfo=clock.tzinfo)
+    assert matured_counts(engine, timedelta(hours=24)).rows[0].pending == 2400 + 3
+    with engine.begin() as conn:  # the stream moved on: a day of new events, 1000 of them
+        conn.execute(decisions.insert(), [decision(f"n{i}", False, 48 + i * 0.024)
+                                          for i in range(1000)])
+    clock = stream_clock(engine)
+    assert clock == (T0 + timedelta(hours=48 + 999 * 0.024)).replace(tzinfo=clock.tzinfo)

@@ -28,6 +28,7 @@ import numpy as np
 import models
 from schemas.errors import FraudstreamError
 from schemas.events import dataset_seconds, event_time
+from schemas.times import Horizon
 from trainer import oot
 from trainer.gate import GateRule, Verdict, figures, judge, winner
 from trainer.threshold import DEFAULT_POLICY, events_per_day, parse_policy
@@ -125,7 +126,7 @@ def stream_data(engine: Any, opts: RetrainOptions) -> tuple[oot.Assembled, dict[
     records = read_back(
         reachable_broker(opts.bootstrap), opts.topic, client_id="fraudstream-retrain"
     )
-    batch = decode_batch(records)
+    batch = decode_batch(records, Horizon.from_wall_clock())  # what the scorer would accept
     if not batch.events:
         raise FraudstreamError(
             f"topic '{opts.topic}' holds no valid transaction event "
