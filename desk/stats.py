@@ -84,10 +84,10 @@ def _precision_per_day(engine: Engine, days: int = 14) -> list[dict[str, Any]]:
     return out[-days:]
 
 
-#: Score bins of the alert histogram: alerts sit above a threshold, most very near 1, so each
-#: bin is ten times closer to 1 than the one before (0.9, 0.99, 0.999, …) — on equal-width bins
-#: every alert would fall into one bar.
-SCORE_EDGES = (0.0, 0.5, 0.9, 0.99, 0.999, 0.9999, 0.99999, 0.999999)
+#: Score bins of the alert histogram, in decades of distance from 0 and from 1 (log-odds-like):
+#: alerts sit above a threshold and, for most models, very near 1 (or, under a low threshold,
+#: spread over 0.01-0.5), so on equal-width bins every alert would fall into one bar.
+SCORE_EDGES = (0.0, 0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999, 0.99999, 0.999999)
 
 
 def score_bin_label(low: float) -> str:
@@ -96,7 +96,8 @@ def score_bin_label(low: float) -> str:
 
 
 def _scores(engine: Engine) -> list[tuple[str, int]]:
-    """Alerts per score bin (:data:`SCORE_EDGES`; the last bin runs up to and including 1)."""
+    """Alerts per score bin (:data:`SCORE_EDGES`; the last bin runs up to and including 1),
+    from the first bin holding an alert to the last (empty bins between them kept)."""
     s = alerts.c.score
     bounds = [*SCORE_EDGES[1:], None]
     columns = [
@@ -105,8 +106,11 @@ def _scores(engine: Engine) -> list[tuple[str, int]]:
         for lo, hi in zip(SCORE_EDGES, bounds, strict=True)
     ]
     with engine.connect() as conn:
-        counts = conn.execute(select(*columns)).one()
-    return [(score_bin_label(lo), int(n)) for lo, n in zip(SCORE_EDGES, counts, strict=True)]
+        counts = [int(n) for n in conn.execute(select(*columns)).one()]
+    used = [i for i, n in enumerate(counts) if n]
+    if not used:
+        return []  # no alerts yet: the chart says so
+    return [(score_bin_label(SCORE_EDGES[i]), counts[i]) for i in range(used[0], used[-1] + 1)]
 
 
 def dashboard(engine: Engine, mature: Maturity) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-NOT_COMPARABLE = ("test figures are each model's own test split (different data for each: not "
-                  "comparable); 'gate' lines compare two models on the same slice")
+NOT_COMPARABLE = ("Test figures are each model's own test split, different data for each: not "
+                  "comparable. A 'gate' line compares two models on the same slice.")
 
 
 def report_path(version: int) -> Path:
@@ -114,7 +114,7 @@ def list_lines(records: list[Any], latest: dict[int, Any], history: list[Any]) -
     gate's same-slice comparison when there is one."""
     if not records:
         return ["no models registered"]
-    lines = [f"({NOT_COMPARABLE})"]
+    lines = [NOT_COMPARABLE]
     for r in records:
         test = (r.metrics or {}).get("test", {}).get("threshold", {})
         lines.append(f"v{r.version:<4} {r.stage:<10} {_kind(r):<10} threshold={r.threshold:.4f} "
