@@ -123,3 +123,25 @@ def test_a_label_from_the_year_9999_is_refused_so_a_later_label_still_corrects_t
     letters = read_all(kafka_bootstrap, f"{topic}.dlq", timeout_ms=3000)
     assert sorted(dict(m.headers)["fraudstream.error"].decode().split(":")[0]
                   for m in letters) == ["observed_at"] * 3
+
+
+def test_retraining_reads_the_topic_back_with_the_same_bounds(kafka_bootstrap, new_topic,
+                                                              db_url):
+    """`retrain` reads every event of the topic back: one at time_s = 3e11 crashed it on every
+    round (OverflowError), one dated 2045 set its clock. Both are left out now, counted as dead
+    letters, and the window and clock are those of the good events (no training needed)."""
+    from trainer.retrain import RetrainOptions, stream_data
+
+    engine = connect(db_url)
+    topic = new_topic(kafka_bootstrap)
+    good = [event(i, time_s=3600.0 * i) for i in range(5)]
+    bad = [event(7, time_s=3e11), event(8, time_s=dataset_seconds(datetime(2045, 1, 1,
+                                                                          tzinfo=UTC)))]
+    send(kafka_bootstrap, topic, [json.dumps(e).encode() for e in good + bad])
+    opts = RetrainOptions(bootstrap=kafka_bootstrap, topic=topic, mature_after_s=3600.0,
+                          db=db_url)
+    assembled, provenance = stream_data(engine, opts)
+    assert (provenance["records_read"], provenance["dead_lettered"]) == (7, 2)
+    assert provenance["as_of"] == event_time(4 * 3600.0).isoformat()  # no decision: newest event
+    assert provenance["window"]["last_event"] == event_time(4 * 3600.0).isoformat()
+    assert assembled.counts.events == 5
