@@ -8,10 +8,8 @@ import logging
 from typing import Any
 
 from scorer.drift_cli import register_drift
+from scorer.reload import PRODUCTION_GROUP
 from stream.cli import add_consumer_args
-
-#: The production scoring group: only the production model may score in it.
-PRODUCTION_GROUP = "fraudstream-scorer"
 
 
 def register(sub: Any) -> None:
@@ -26,7 +24,10 @@ def register(sub: Any) -> None:
     score.add_argument("--reload-check", type=float, default=5.0, metavar="SECONDS",
                        help="with --model-version production: read the registry's production "
                             "version this often and switch to a newly promoted model (or a "
-                            "rollback) between batches; 0 turns hot reload off")
+                            "rollback) between batches; 0 turns hot reload off. In the "
+                            f"production group '{PRODUCTION_GROUP}' production is read at every "
+                            "batch and commits are fenced on it: a member switches before "
+                            "scoring the batch, or stops (exit 2) when it does not reload")
     score.add_argument("--shadow", metavar="candidate|V",
                        help="also score every batch with this model (the newest candidate, or a "
                             "version); its decisions are logged under its version, never "

@@ -9,6 +9,12 @@ current model and logs an error: the scorer never crashes over a reload and neve
 an unverified model. A version that failed to load is not retried until production changes
 again (no error every few seconds; promote again, or restart, after fixing it).
 
+In the production group (:class:`ProductionFence`) one model scores at a time: the production
+version is read at every batch boundary; a member on another version switches to it before
+scoring the batch, or — hot reload off, or production cannot be loaded — stops with one line.
+Each batch's commit is fenced as well (:func:`scorer.sink.write_batch`), so a promotion racing
+a batch drops that batch uncommitted and it is scored again by the new production model.
+
 The core (:class:`ReloadClock`, :func:`version_to_load`) is pure; the registry read and the
 loading are edges passed in, so tests can drive the decision without a database.
 """
@@ -20,13 +26,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
+from schemas.errors import FraudstreamError
 from scorer.process import ScoringModel
-from store.tables import model_versions
+from store import registry
 
 log = logging.getLogger(__name__)
 
+#: The production scoring group: only the production model scores in it, one version at a time.
+PRODUCTION_GROUP = "fraudstream-scorer"
 #: Default seconds between two reads of the production version (``--reload-check``).
 DEFAULT_CHECK_S = 5.0
 
@@ -56,8 +65,7 @@ def version_to_load(current: int, production: int | None, failed: int | None) ->
 def production_version(engine: Engine) -> int | None:
     """The production version number (one indexed row), None when no model is production."""
     with engine.connect() as conn:
-        return conn.execute(select(model_versions.c.version)
-                            .where(model_versions.c.stage == "production")).scalar()
+        return registry.production_version(conn)
 
 
 @dataclass
@@ -97,12 +105,16 @@ class ModelReloader:
                 self.failed = None  # back on our model: a later promotion is tried afresh
             return self.model
         try:
-            loaded = self.load(target)
+            return self.switch_to(target)
         except Exception as exc:  # noqa: BLE001 - never crash, never score unverified
             self.failed = target
             log.error("production is now model %d but it cannot be loaded (%s); still scoring "
                       "with model %d", target, exc, self.model.version)
             return self.model
+
+    def switch_to(self, version: int) -> ScoringModel:
+        """Load ``version`` (hash-verified; its errors propagate) and score with it from now."""
+        loaded = self.load(version)
         log.info("switching from model %d to model %d (threshold %.4f) at a batch boundary",
                  self.model.version, loaded.version, loaded.threshold)
         self.model, self.failed = loaded, None
@@ -110,6 +122,42 @@ class ModelReloader:
         if self.on_switch is not None:
             self.on_switch(loaded)
         return loaded
+
+
+@dataclass
+class ProductionFence:
+    """The production group's rule, one model at a time (module docstring): :meth:`check` at
+    every batch boundary returns the model to score the batch with, or raises
+    :class:`FraudstreamError` (one line) when this member must stop. ``reloader`` None: this
+    member never switches (hot reload off, or an explicit version)."""
+
+    group: str
+    read_production: Callable[[], int | None]
+    reloader: ModelReloader | None
+
+    def check(self, model: ScoringModel) -> ScoringModel:
+        try:
+            production = self.read_production()
+        except Exception as exc:  # noqa: BLE001 - the DB may be away: its commit will retry
+            log.warning("could not read the production model version (%s)", exc)
+            return model
+        if production == model.version:
+            return model
+        member = (f"this member of the production group '{self.group}' scores with model "
+                  f"{model.version}")
+        if production is None:
+            raise FraudstreamError(f"no model is production any more; {member}: stopping")
+        if self.reloader is None:
+            raise FraudstreamError(
+                f"model {production} is production now; {member} and does not reload "
+                f"(--reload-check 0 or an explicit --model-version): stopping so the group "
+                f"never scores with two models; restart it to score with model {production}")
+        try:
+            return self.reloader.switch_to(production)
+        except Exception as exc:
+            raise FraudstreamError(
+                f"model {production} is production now but cannot be loaded ({exc}); {member}: "
+                "stopping so the group never scores with two models") from exc
 
 
 def production_reloader(engine: Engine, model: ScoringModel, interval: float,

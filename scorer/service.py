@@ -18,7 +18,13 @@ from sqlalchemy import Engine
 from schemas.times import DEFAULT_MAX_FUTURE_SKEW_S, Horizon
 from scorer.decode import decode_batch
 from scorer.process import ScoreEffects, ScoringModel, score_batch, shadow_decisions
-from scorer.reload import ModelReloader, production_reloader
+from scorer.reload import (
+    PRODUCTION_GROUP,
+    ModelReloader,
+    ProductionFence,
+    production_reloader,
+    production_version,
+)
 from scorer.sink import write_batch
 from stream import BatchEffects, ConsumerConfig, Outgoing, SqlConsumer
 
@@ -30,7 +36,7 @@ if TYPE_CHECKING:
 class ScoreConfig:
     bootstrap: str
     topic: str = "transactions"
-    group_id: str = "fraudstream-scorer"
+    group_id: str = PRODUCTION_GROUP
     batch_size: int = 2000
     until_idle: float | None = None
     max_messages: int | None = None
@@ -59,6 +65,7 @@ class ScoreSummary:
     dlq: int = 0
     isolated: int = 0
     conflicts: int = 0
+    superseded: int = 0  # batches dropped uncommitted: production changed while they were scored
     topic_resets: int = 0
     reloads: int = 0  # model switches after a promotion (hot reload)
     shadow_version: int | None = None  # the shadow model (decisions logged, never alerted)
@@ -76,7 +83,9 @@ class ScoreSummary:
 class ScorePipeline:
     """decode → score → effects, for one micro-batch of transaction records (pure given
     ``model``). With a ``reloader``, :meth:`before_batch` — called by the consumer between
-    batches — may swap ``model`` for a newly promoted one; never inside a batch."""
+    batches — may swap ``model`` for a newly promoted one; never inside a batch. With a
+    ``fence`` (the production group) it checks production at every batch boundary (switch or
+    stop: :class:`scorer.reload.ProductionFence`) and every commit is fenced on the version."""
 
     model: ScoringModel
     alerts_topic: str
@@ -85,9 +94,12 @@ class ScorePipeline:
     drift: bool = False  # keep model inputs for the drift window (metrics on)
     shadow: ScoringModel | None = None  # also scores every batch; decisions only, no alerts
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S  # events dated later: dead letters
+    fence: ProductionFence | None = None
 
     def before_batch(self) -> None:
-        if self.reloader is not None:
+        if self.fence is not None:
+            self.model = self.fence.check(self.model)
+        elif self.reloader is not None:
             self.model = self.reloader.check()
 
     def process(self, records: Sequence[Any]) -> BatchEffects:
@@ -104,7 +116,8 @@ class ScorePipeline:
         return ScoreEffects(
             publish=alerts, dead=batch.dead,
             write=partial(write_batch, scored=scored, log_decisions=self.log_decisions,
-                          shadow_rows=shadow_rows),
+                          shadow_rows=shadow_rows,
+                          fence=self.model.version if self.fence is not None else None),
             stats=stats,
             scores=scored.scores, drift=scored.drift)
 
@@ -118,16 +131,22 @@ class Scorer:
                  reload_check: float | None = None,
                  shadow: ScoringModel | None = None) -> None:
         """``reload_check``: seconds between reads of the registry's production version (hot
-        reload; only for a scorer started on ``production``); None: never reload.
+        reload; only for a scorer started on ``production``); None: never reload. In the
+        production group (:data:`PRODUCTION_GROUP`) production is read at every batch boundary
+        instead, and a member that does not reload stops when it changes.
         ``shadow``: a second model that scores every batch too; its decisions are logged under
         its own version, never alerted or published."""
         reloader = None
         if reload_check is not None:
             reloader = production_reloader(engine, model, reload_check,
                                            partial(_switched, engine, metrics))
+        fence = None
+        if config.group_id == PRODUCTION_GROUP:
+            fence = ProductionFence(config.group_id, partial(production_version, engine),
+                                    reloader)
         self.pipeline = ScorePipeline(model, config.alerts_topic, config.log_decisions,
                                       reloader, drift=metrics is not None, shadow=shadow,
-                                      max_future_skew_s=config.max_future_skew_s)
+                                      max_future_skew_s=config.max_future_skew_s, fence=fence)
         self.consumer = SqlConsumer(config.consumer(), engine, self.pipeline, metrics)
         if metrics is not None:
             metrics.model_loaded(model.version, model.threshold, expected_alert_rate)
@@ -143,7 +162,7 @@ class Scorer:
         return ScoreSummary(
             model_version=self.model.version, consumed=s.consumed, scored=s.stats["scored"],
             flagged=s.stats["flagged"], dlq=s.dlq, isolated=s.isolated, conflicts=s.conflicts,
-            topic_resets=s.topic_resets,
+            superseded=s.superseded, topic_resets=s.topic_resets,
             reloads=self.pipeline.reloader.reloads if self.pipeline.reloader else 0,
             shadow_version=self.pipeline.shadow.version if self.pipeline.shadow else None,
             shadow_scored=s.stats["shadow_scored"], shadow_flagged=s.stats["shadow_flagged"],

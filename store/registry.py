@@ -142,6 +142,17 @@ def get(engine: Engine, version: int | str = "production") -> ModelRecord:
     return _record(row)
 
 
+def production_version(conn: Connection, *, lock: bool = False) -> int | None:
+    """The production version number (one indexed row; None when none is production).
+
+    ``lock``: also take a share lock on that row until the caller's transaction ends, so a
+    promotion (which updates it) waits for the transaction — and a transaction that reads it
+    after a promotion committed sees the new production (PostgreSQL; SQLite serialises writing
+    transactions anyway). The scorer's commits use it as a fence (:mod:`scorer.sink`)."""
+    query = select(model_versions.c.version).where(model_versions.c.stage == "production")
+    return conn.execute(query.with_for_update(read=True) if lock else query).scalar()
+
+
 def list_versions(engine: Engine) -> list[ModelRecord]:
     with engine.connect() as conn:
         rows = conn.execute(select(model_versions).order_by(model_versions.c.version)).all()
@@ -177,7 +188,9 @@ class PromotionRecord:
     def line(self) -> str:
         """One line for people: ``promoted by gate 2026-11-28 13:02 (was v1)``."""
         was = f" (production was v{self.previous_version})" if self.previous_version else ""
-        return f"{self.outcome} by {self.decided_by} {self.decided_at:%Y-%m-%d %H:%M}{was}"
+        why = (self.comparison or {}).get("summary")
+        return (f"{self.outcome} by {self.decided_by} {self.decided_at:%Y-%m-%d %H:%M}{was}"
+                + (f": {why}" if why else ""))
 
     def lines(self) -> list[str]:
         """What ``models show`` prints of it: the line, the rule, the slice and its figures (the
@@ -190,6 +203,16 @@ class PromotionRecord:
             f" on events {self.window_start:%Y-%m-%d %H:%M} .. {self.window_end:%Y-%m-%d %H:%M}")
         if comparison.get("reason"):
             out.append(f"  gate{span}: {comparison['reason']}")
+        gain = comparison.get("auprc_gain_interval")
+        if gain:
+            out.append(f"  AUPRC gain {gain['gain']:+.4f}, {gain['confidence']:.0%} bootstrap "
+                       f"interval {gain['lower']:+.4f} .. {gain['upper']:+.4f} "
+                       f"({gain['resamples']} resamples, seed {gain['seed']})")
+        labels = comparison.get("provenance")
+        if labels:
+            out.append(f"  labels of the slice ({comparison.get('frauds', 0):,} frauds): "
+                       + labels["line"])
+        out += [f"  warning: {w}" for w in comparison.get("warnings") or []]
         live = comparison.get("live")
         if live:
             figures = ", ".join(
@@ -222,11 +245,18 @@ def _insert_promotion(conn: Connection, version: int, previous: int | None, outc
 
 def promote(engine: Engine, version: int, *, decided_by: str = "person:unknown",
             rule: str | None = None, window: Window = None,
-            comparison: dict[str, Any] | None = None) -> ModelRecord:
+            comparison: dict[str, Any] | None = None, home: Path | None = None) -> ModelRecord:
     """Make ``version`` the production model; the previous production model is archived. The
     decision is recorded in ``promotions`` in the same database transaction (nothing is recorded
-    when ``version`` is production already)."""
+    when ``version`` is production already).
+
+    Every artifact is verified against its hash first (:func:`verify`): a model no scorer would
+    load is never made production (:class:`ArtifactIntegrityError`, nothing changes)."""
     target = get(engine, version)
+    try:
+        verify(target, home)
+    except ArtifactIntegrityError as exc:
+        raise ArtifactIntegrityError(f"not promoted, production is unchanged: {exc}") from exc
     with engine.begin() as conn:
         previous = conn.execute(select(model_versions.c.version)
                                 .where(model_versions.c.stage == "production")).scalar()
@@ -286,5 +316,5 @@ def verify(record: ModelRecord, home: Path | None = None) -> Path:
         if sha256_file(path) != expected:
             raise ArtifactIntegrityError(
                 f"model {record.version}: artifact {name} hash mismatch (sha256 {expected[:12]}… "
-                "expected); refusing to load it")
+                "expected): the file was changed after registration")
     return directory

@@ -46,3 +46,25 @@ def truth_of(engine: Engine, transaction_ids: Iterable[str]) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(select(truth.c.transaction_id, truth.c.is_fraud))
         return {tid: int(flag) for tid, flag in rows if tid in wanted}
+
+
+#: Label sources that are evidence independent of the analysts' verdicts.
+INDEPENDENT_SOURCES = ("chargeback", "replay")
+
+
+def label_origins(engine: Engine, transaction_ids: Iterable[str]) -> dict[str, tuple[str, bool]]:
+    """``{transaction_id: (source of its current label, contradicted)}`` for each of
+    ``transaction_ids`` that has a label; ``contradicted``: the current label is an analyst's and
+    a chargeback or replayed truth (:data:`INDEPENDENT_SOURCES`) about the same transaction says
+    the opposite — whenever it was observed."""
+    wanted = set(transaction_ids)
+    truth = current_labels()
+    c = labels.c
+    with engine.connect() as conn:
+        current = {tid: (int(flag), source) for tid, flag, source in conn.execute(
+            select(truth.c.transaction_id, truth.c.is_fraud, truth.c.source)) if tid in wanted}
+        independent = {(tid, int(flag)) for tid, flag in conn.execute(
+            select(c.transaction_id, c.is_fraud).where(c.source.in_(INDEPENDENT_SOURCES)))
+            if tid in current and current[tid][1] == "analyst"}
+    return {tid: (source, source == "analyst" and (tid, 1 - flag) in independent)
+            for tid, (flag, source) in current.items()}

@@ -8,6 +8,7 @@ batch's effects — and :class:`stream.consumer.SqlConsumer` runs it.
 
 from stream.consumer import BatchEffects, ConsumerConfig, ConsumerSummary, Pipeline, SqlConsumer
 from stream.deadletters import DeadLetter, Outgoing
+from stream.offsets import BatchSuperseded
 
-__all__ = ["BatchEffects", "ConsumerConfig", "ConsumerSummary", "DeadLetter", "Outgoing",
-           "Pipeline", "SqlConsumer"]
+__all__ = ["BatchEffects", "BatchSuperseded", "ConsumerConfig", "ConsumerSummary", "DeadLetter",
+           "Outgoing", "Pipeline", "SqlConsumer"]

@@ -85,6 +85,7 @@ class ConsumerSummary:
     dlq: int = 0
     isolated: int = 0  # messages dead-lettered because of a permanent fault
     conflicts: int = 0  # batches dropped because another member committed first
+    superseded: int = 0  # batches dropped because their write was fenced (BatchSuperseded)
     topic_resets: int = 0  # partitions re-read from the start after a topic was recreated
     stats: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
@@ -307,6 +308,11 @@ class SqlConsumer:
         except offsets.OffsetConflict as exc:
             log.warning("batch dropped, another member committed first (%s); re-seeking", exc)
             self.summary.conflicts += 1
+            self.resync(list(self.consumer.assignment()))
+            return False
+        except offsets.BatchSuperseded as exc:
+            log.warning("batch dropped uncommitted, %s; re-seeking", exc)
+            self.summary.superseded += 1
             self.resync(list(self.consumer.assignment()))
             return False
         self.stored.update(next_offsets)

@@ -24,6 +24,13 @@ class OffsetConflict(RuntimeError):
     """Another consumer moved these partitions first; the batch must be rolled back."""
 
 
+class BatchSuperseded(RuntimeError):
+    """Raised by a batch's ``write``, inside its commit transaction, when what the batch was
+    computed with is no longer current (the scorer's model after a promotion): the transaction
+    rolls back, the batch is dropped, its partitions are re-read from the stored offsets, and
+    the pipeline's ``before_batch`` catches up (or stops the consumer) before the next one."""
+
+
 @dataclass(frozen=True)
 class Stored:
     """What the database holds for one partition."""

@@ -8,13 +8,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
 from sqlalchemy import Engine, func, select
 
 from producer.replay import replay, source_tag, transaction_id
@@ -132,6 +134,26 @@ def read_all(bootstrap: str, topic: str, timeout_ms: int = 6000) -> list[Any]:
         return list(consumer)
     finally:
         consumer.close()
+
+
+def wait_for_members(bootstrap: str, group: str, n: int, timeout: float = 180) -> None:
+    """Wait until ``n`` members have joined consumer group ``group`` (its coordinator may not
+    exist yet when the first member is still starting)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    deadline = time.monotonic() + timeout
+
+    def members() -> int:
+        try:
+            return len(admin.describe_groups([group])[group]["members"])
+        except KafkaError:
+            return 0
+
+    try:
+        while members() < n:
+            assert time.monotonic() < deadline, f"{n} members never joined {group}"
+            time.sleep(0.5)
+    finally:
+        admin.close()
 
 
 def decided_ids(engine: Any) -> list[str]:

@@ -152,31 +152,18 @@ def test_compare_cli_and_errors(known, db_url, capsys):
         compare(engine, 2, 2)
 
 
-def test_a_person_promoting_records_the_live_evidence(known, db_url, capsys, monkeypatch):
+def test_a_person_promoting_records_the_live_evidence(known, db_url, home, tmp_path, capsys,
+                                                      monkeypatch):
     import fraudstream_cli
     from store import registry
-    from store.tables import model_versions
 
     engine, _, _ = known
-    with engine.begin() as conn:  # registry rows only: promotion touches no artifact
-        conn.execute(
-            model_versions.insert(),
-            [
-                {
-                    "version": v,
-                    "created_at": datetime.now(UTC),
-                    "strategy": "weighted",
-                    "threshold": THRESHOLD[v],
-                    "threshold_policy": "max-f1",
-                    "metrics": {},
-                    "artifact_dir": f"models/{v}",
-                    "manifest_sha256": "-",
-                    "data_sha256": "-",
-                    "stage": stage,
-                }
-                for v, stage in ((1, "production"), (2, "candidate"))
-            ],
-        )
+    for v in (1, 2):  # v1 production, v2 candidate; a promotion verifies the artifacts' hashes
+        staging = tmp_path / f"v{v}"
+        staging.mkdir()
+        (staging / "weights.json").write_text("{}")
+        registry.register(engine, staging, strategy="weighted", threshold=THRESHOLD[v],
+                          threshold_policy="max-f1", metrics={}, data_sha256="-")
     monkeypatch.setenv("FRAUDSTREAM_MATURE_AFTER", "1h")  # the deployment's label window
     assert fraudstream_cli.main(["models", "promote", "2", "--by", "carol", "--db", db_url]) == 0
     (row,) = registry.promotion_history(engine)

@@ -26,7 +26,9 @@ def test_gate_promotes_a_better_candidate():
     verdict = judge(y, good, weak, candidate_threshold=0.5, production_threshold=0.4)
     assert verdict.passed, verdict.reason
     assert verdict.candidate["prc"] >= verdict.production["prc"] + 0.01
-    assert [c.name for c in verdict.checks] == ["auprc", "recall_at_production_precision"]
+    assert [c.name for c in verdict.checks] == [
+        "auprc", "auprc_gain_lower_bound", "recall_at_production_precision"]
+    assert verdict.interval.lower >= 0.01 and verdict.status == "passed"
     assert verdict.reason.startswith("passed")
     assert winner([verdict]) == 0
 
@@ -37,7 +39,8 @@ def test_gate_rejects_a_worse_or_equal_candidate():
     assert not worse.passed and worse.reason.startswith("failed")
     same = judge(y, good, good, candidate_threshold=0.5, production_threshold=0.5)
     assert not same.passed  # equal AUPRC is not +0.01
-    assert [c.passed for c in same.checks] == [False, True]
+    assert [c.passed for c in same.checks] == [False, False, True]
+    assert same.status == "failed" and same.interval.gain == pytest.approx(0.0)
     assert winner([worse, same]) is None
 
 
@@ -45,10 +48,10 @@ def test_recall_check_alone_can_reject():
     y, good, weak = slice_()
     lenient = GateRule(min_auprc_gain=-1.0)  # any AUPRC passes: only the recall check is left
     verdict = judge(y, weak, good, candidate_threshold=0.4, production_threshold=0.5, rule=lenient)
-    assert [c.passed for c in verdict.checks] == [True, False]
+    assert [c.passed for c in verdict.checks] == [True, True, False]
     target = verdict.target_precision
-    assert verdict.checks[1].value == pytest.approx(recall_at_precision(y, weak, target))
-    assert verdict.checks[1].required == pytest.approx(recall_at_precision(y, good, target))
+    assert verdict.checks[2].value == pytest.approx(recall_at_precision(y, weak, target))
+    assert verdict.checks[2].required == pytest.approx(recall_at_precision(y, good, target))
     assert not verdict.passed
     assert judge(
         y, weak, good, candidate_threshold=0.4, production_threshold=0.5, rule=GateRule(-1.0, 1.0)
@@ -74,7 +77,8 @@ def test_one_class_slice_and_bad_rules():
     with pytest.raises(FraudstreamError, match="min_auprc_gain"):
         GateRule(min_auprc_gain=float("nan"))
     text = GateRule(0.02, 0.05).describe()
-    assert "+0.0200" in text and "-0.0500" in text
+    assert "+0.0200" in text and "-0.0500" in text and "at least 30 frauds" in text
+    assert "95% bootstrap interval" in text
 
 
 def dataset(n: int = 1000, seed: int = 0) -> Dataset:

@@ -17,10 +17,23 @@ from producer.topics import ensure_topics
 from schemas.errors import FraudstreamError
 from scorer.model import load_model
 from scorer.process import ScoringModel
-from scorer.reload import ModelReloader, ReloadClock, production_version, version_to_load
+from scorer.reload import (
+    PRODUCTION_GROUP,
+    ModelReloader,
+    ReloadClock,
+    production_version,
+    version_to_load,
+)
 from store import registry
 from store.tables import alerts, decisions
-from tests.scoring_helpers import committed_offsets, finish, scorer_process, setup_model
+from tests.scoring_helpers import (
+    committed_offsets,
+    finish,
+    kill,
+    scorer_process,
+    setup_model,
+    wait_for_members,
+)
 from trainer.data import load_csv
 from trainer.pipeline import train
 from trainer.synth import write_csv
@@ -124,8 +137,8 @@ def test_reloader_refuses_a_tampered_model_and_keeps_scoring(train_csv, db_url, 
     clock = Clock()
     r = production_reloader(engine, v1, 1.0)
     r.clock = clock
+    registry.promote(engine, 2)  # verified when promoted, tampered with after
     (home / "models" / "2" / "threshold.json").write_text('{"threshold": 0.0}')
-    registry.promote(engine, 2)
     clock.now += 1e6
     assert r.check() is v1 and r.failed == 2 and r.reloads == 0
     registry.promote(engine, 1)
@@ -230,3 +243,51 @@ def test_hot_reload_under_load_forward_and_rollback(kafka_bootstrap, new_topic, 
         assert {a.transaction_id for a in alert_rows if a.model_version == version} == \
             flagged_ids
     assert len(alert_rows) == len({a.transaction_id for a in alert_rows})  # one alert each
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # the fence: tests/test_store
+def test_the_production_group_never_scores_with_two_models(kafka_bootstrap, new_topic, train_csv,
+                                                          tmp_path_factory, db_url, home):
+    """Two members of the production group score with v1: one with hot reload off, one whose
+    reload interval (an hour) would not come round. v2 is promoted; more events arrive. The
+    member that will not reload stops with one line (exit 2) before scoring any of them; the
+    other switches at its next batch; nothing after the promotion is decided by v1."""
+    engine = two_models(train_csv, db_url, home)
+    where = tmp_path_factory.mktemp("group")
+    before, after = (str(write_csv(where / f"{name}.csv", 3000, fraud_rate=0.02, seed=seed))
+                     for name, seed in (("before", 31), ("after", 32)))
+    topic = new_topic(kafka_bootstrap)
+    ensure_topics(kafka_bootstrap, {topic: 3})
+    common = ("--batch-size", "200", "--until-idle")
+    stale = scorer_process(kafka_bootstrap, topic, PRODUCTION_GROUP, db_url, home,
+                           "--reload-check", "0", *common, "60")
+    slow = scorer_process(kafka_bootstrap, topic, PRODUCTION_GROUP, db_url, home,
+                          "--reload-check", "3600", *common, "6")
+    try:
+        wait_for_members(kafka_bootstrap, PRODUCTION_GROUP, 2)  # each holds a partition
+        assert replay(before, bootstrap=kafka_bootstrap, topic=topic, partitions=3).sent == 3000
+        wait_until(lambda: committed_offsets(engine, PRODUCTION_GROUP) == 3000, "v1's events",
+                   stale)
+        registry.promote(engine, 2)
+        assert replay(after, bootstrap=kafka_bootstrap, topic=topic, partitions=3).sent == 3000
+        _, err = stale.communicate(timeout=120)
+    except BaseException:
+        for proc in (stale, slow):
+            if proc.poll() is None:
+                kill(proc)
+        raise
+    assert stale.returncode == 2, err[-3000:]
+    lines = [line for line in err.strip().splitlines() if line.startswith("fraudstream")]
+    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+    assert lines[0].startswith("fraudstream score: error: model 2 is production now; this "
+                               f"member of the production group '{PRODUCTION_GROUP}' scores "
+                               "with model 1 and does not reload"), lines[0]
+    summary = finish(slow, timeout=180)
+    assert summary["reloads"] == 1 and summary["model_version"] == 2, summary
+    with engine.connect() as conn:
+        rows = conn.execute(select(decisions.c.transaction_id, decisions.c.model_version)).all()
+    assert len(rows) == len({r.transaction_id for r in rows}) == 6000  # each decided once
+    by_file = {(r.transaction_id.split("-")[0], r.model_version) for r in rows}
+    assert by_file == {("before", 1), ("after", 2)}, by_file
+    assert committed_offsets(engine, PRODUCTION_GROUP) == 6000

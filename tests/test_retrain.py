@@ -39,12 +39,13 @@ def small_csv(tmp_path_factory):
     )
 
 
-def label_row(tid: str, fraud: bool, observed: datetime, n: int) -> dict:
+def label_row(tid: str, fraud: bool, observed: datetime, n: int, source: str = "chargeback"
+              ) -> dict:
     return {
         "label_id": f"test:{tid}:{n}",
         "transaction_id": tid,
         "is_fraud": int(fraud),
-        "source": "chargeback",
+        "source": source,
         "observed_at": observed,
         "received_at": datetime.now(UTC),
     }
@@ -68,12 +69,21 @@ def test_retrain_from_the_stream_records_window_labels_and_gate(
     rows, truth = [], {}
     for i, (tid, t, y) in enumerate(zip(ids, data.time, data.y, strict=True)):
         if (y == 1 and t < newest - 3 * HOUR) or (y == 0 and i % 7 == 0):
-            rows.append(label_row(tid, bool(y), event_time(t + HOUR), 0))
+            rows.append(label_row(tid, bool(y), event_time(t + HOUR), 0,
+                                  "chargeback" if y else "analyst"))
             truth[tid] = int(y)
     fixed = [next(t for t in ids if truth.get(t) == 1), next(t for t in ids if truth.get(t) == 0)]
     for tid in fixed:
         truth[tid] = 1 - truth[tid]
         rows.append(label_row(tid, bool(truth[tid]), event_time(newest + HOUR), 1))
+    # Poison: later, "analysts" mark the six most recent mature frauds genuine, against their
+    # chargebacks — frauds of the slice the gate judges on.
+    cutoff_s = newest - 2 * HOUR - 6 * HOUR
+    poisoned = [ids[i] for i in np.argsort(data.time) if data.y[i] == 1
+                and data.time[i] <= cutoff_s][-6:]
+    for tid in poisoned:
+        truth[tid] = 0
+        rows.append(label_row(tid, False, event_time(newest + 2 * HOUR), 2, "analyst"))
     # The scorer has decided events up to 2 h before the newest: that is the stream's clock.
     clock = event_time(newest - 2 * HOUR)
     with engine.begin() as conn:
@@ -101,12 +111,12 @@ def test_retrain_from_the_stream_records_window_labels_and_gate(
         mature_after_s=6 * HOUR,
         epochs=2,
         seed=1,
+        rule=GateRule(min_frauds=5),
         db=db_url,
         home=home,
     )
     summary = retrain(opts)
 
-    cutoff_s = newest - 2 * HOUR - 6 * HOUR
     labelled = np.array([t in truth for t in ids])
     mature = data.time <= cutoff_s
     y_used = np.array([truth.get(t, 0) for t in ids])[mature]
@@ -142,13 +152,26 @@ def test_retrain_from_the_stream_records_window_labels_and_gate(
         assert record.family == c["family"] and record.training == training
         (decision,) = registry.promotion_history(engine, c["version"])
         assert decision.decided_by == "gate" and decision.outcome == c["outcome"]
-        assert decision.previous_version == 1 and decision.rule == GateRule().describe()
+        assert decision.previous_version == 1 and decision.rule == opts.rule.describe()
         start = decision.window_start  # SQLite gives it back naive (UTC)
         start = start if start.tzinfo else start.replace(tzinfo=UTC)
         assert start == event_time(split["test"]["first_time_s"])
-        assert decision.comparison["slice"]["rows"] == split["test"]["rows"]
-    promoted = [c["version"] for c in summary["candidates"] if c["outcome"] == "promoted"]
-    assert registry.get(engine, "production").version == (promoted or [1])[0]
+        comparison = decision.comparison
+        assert comparison["slice"]["rows"] == split["test"]["rows"]
+        # the slice's label provenance: the poisoned verdicts are analysts' contradicting
+        # chargebacks, so the round holds (or rejects) every candidate and promotes none
+        labels_of = comparison["provenance"]
+        assert labels_of["contradicted"] == labels_of["contradicted_fraud"] == 6
+        assert labels_of["negatives"]["analyst"] >= 6 and set(labels_of["positives"]) == {
+            "chargeback"}
+        assert sum(labels_of["positives"].values()) == comparison["frauds"] == \
+            split["test"]["frauds"]
+        assert "6 analyst label(s) in the slice contradict" in comparison["warnings"][0]
+        assert comparison["status"] in ("held", "failed") and c["outcome"] != "promoted"
+        if comparison["status"] == "held":
+            assert c["outcome"] == "held" and "labels in dispute" in comparison["reason"]
+        assert comparison["auprc_gain_interval"]["resamples"] == 1000
+    assert registry.get(engine, "production").version == 1
 
     # The gate saw production's true figures on that same most recent slice.
     assembled, _ = stream_data(engine, opts)
@@ -170,8 +193,9 @@ def test_retrain_from_csv_gate_and_promote_never(small_csv, tmp_path, home):
     (row,) = registry.promotion_history(engine)
     assert (row.version, row.outcome, row.decided_by) == (1, "promoted", "gate")
     assert registry.get(engine, 1).training["split"]["kind"] == "out-of-time"
-    # Anything passes a gate asking for AUPRC - 1 and allowing any recall drop; "never" holds it.
-    lenient = GateRule(-1.0, 1.0)
+    # Anything passes a gate asking for AUPRC - 1 and allowing any recall drop on a slice of
+    # one fraud or more; "never" holds it.
+    lenient = GateRule(-1.0, 1.0, min_frauds=1)
     held = retrain(
         RetrainOptions(
             families=("xgboost",), csv=small_csv, db=db, seed=2, rule=lenient, promote="never"
@@ -193,7 +217,10 @@ def test_retrain_from_csv_gate_and_promote_never(small_csv, tmp_path, home):
     assert auto["training"]["window"]["since"] == event_time(3600.0).isoformat()
     assert registry.latest_promotions(engine)[3].previous_version == 1
     strict = retrain(
-        RetrainOptions(families=("xgboost",), csv=small_csv, db=db, seed=2, rule=GateRule(0.5, 0.0))
+        RetrainOptions(
+            families=("xgboost",), csv=small_csv, db=db, seed=2,
+            rule=GateRule(0.5, 0.0, min_frauds=1),
+        )
     )
     assert strict["candidates"][0]["outcome"] == "rejected" and strict["production_after"] == 3
     both = retrain(

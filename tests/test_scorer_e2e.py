@@ -10,7 +10,7 @@ import signal
 import time
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 
 from producer.replay import replay, source_tag, transaction_id
 from producer.topics import ensure_topics
@@ -25,6 +25,7 @@ from tests.scoring_helpers import (
     scorer_process,
     setup_model,
     streamed_result,
+    wait_for_members,
 )
 from trainer.synth import write_csv
 
@@ -143,17 +144,6 @@ def test_sigkill_three_times_then_exact(kafka_bootstrap, new_topic, tmp_path_fac
     assert final["consumed"] > 0
     assert committed_offsets(engine, "crashy") == 50_000
     assert streamed_result(engine) == offline_reference(engine, csv, home, ids)
-
-
-def wait_for_members(bootstrap: str, group: str, n: int, timeout: float = 180) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    deadline = time.monotonic() + timeout
-    try:
-        while len(admin.describe_groups([group])[group]["members"]) < n:
-            assert time.monotonic() < deadline, f"{n} members never joined {group}"
-            time.sleep(0.5)
-    finally:
-        admin.close()
 
 
 @pytest.mark.slow

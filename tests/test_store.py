@@ -14,7 +14,7 @@ from store.counts import matured_counts
 from store.db import DatabaseUnavailable, connect
 from store.queries import prune, recent_alerts
 from store.tables import alerts, decisions, labels
-from stream.offsets import OffsetConflict, advance, load
+from stream.offsets import BatchSuperseded, OffsetConflict, advance, load
 
 
 def stage(tmp_path, name="staging", payload="weights"):
@@ -61,6 +61,35 @@ def test_registry_stages_promote_and_hashes(db_url, tmp_path, home):
         registry.verify(registry.get(engine, 1), home)
     with pytest.raises(FraudstreamError, match="not registered"):
         registry.get(engine, 9)
+
+
+@pytest.mark.parametrize("tamper", ["artifact", "manifest", "missing"])
+def test_promote_refuses_a_tampered_model_with_one_line(db_url, tmp_path, home, capsys, tamper):
+    """A model whose files changed after registration is never made production: `models
+    promote` exits non-zero with one line and production, stages and history stay as they were
+    (the gate's promotions go through the same check)."""
+    import fraudstream_cli
+
+    engine = connect(db_url)
+    register(engine, tmp_path, home, "a", "one")
+    register(engine, tmp_path, home, "b", "two")
+    target = home / "models" / "2"
+    if tamper == "artifact":
+        (target / "threshold.json").write_text('{"threshold": 0.0}')
+    elif tamper == "manifest":
+        (target / "manifest.json").write_text("{}")
+    else:
+        (target / "model.keras").unlink()
+    capsys.readouterr()
+    assert fraudstream_cli.main(["models", "promote", "2", "--by", "eve", "--db", db_url]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert "not promoted, production is unchanged: model 2" in err
+    assert registry.get(engine).version == 1 and registry.get(engine, 2).stage == "candidate"
+    assert registry.promotion_history(engine) == []
+    with pytest.raises(registry.ArtifactIntegrityError, match="not promoted"):
+        registry.promote(engine, 2, decided_by="gate", home=home)
+    assert registry.get(engine).version == 1
 
 
 T0 = datetime(2013, 9, 1, tzinfo=UTC)
@@ -124,6 +153,45 @@ def test_batch_commit_is_atomic_idempotent_and_fenced(db_url, tmp_path, home):
     assert {k: v.next_offset for k, v in load(engine, "g", [tp0, tp1]).items()} == {
         tp0: 12, tp1: 4}
     assert len(recent_alerts(engine, limit=1)) == 1
+
+
+def fenced_commit(engine, expected, next_offsets, scored, version):
+    with engine.begin() as conn:
+        advance(conn, "g", expected, next_offsets, {"t": "id-1"})
+        write_batch(conn, scored, fence=version)
+
+
+def test_batch_commit_is_fenced_on_the_production_version(db_url, tmp_path, home):
+    """The production group's commit holds only while its model is production: a batch scored by
+    a model that was production when it started and is not any more commits nothing (decisions,
+    alerts, offsets); on PostgreSQL a promotion waits for an open fenced commit."""
+    engine = connect(db_url)
+    register(engine, tmp_path, home, "a", "one")
+    register(engine, tmp_path, home, "b", "two")
+    tp0 = ("t", 0)
+    fenced_commit(engine, {}, {tp0: 2}, batch([decision("a", True)], [alert("a")]), 1)
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+        from sqlalchemy.exc import OperationalError
+
+        with engine.begin() as scorer:  # a fenced batch in flight holds the production row
+            advance(scorer, "g", {tp0: 2}, {tp0: 3}, {"t": "id-1"})
+            write_batch(scorer, batch([decision("b", False)]), fence=1)
+            with engine.connect() as person, pytest.raises(OperationalError, match="lock"):
+                person.execute(text("SET lock_timeout = '200ms'"))  # what a promotion does:
+                person.execute(text("UPDATE model_versions SET stage = 'archived' "
+                                    "WHERE stage = 'production'"))
+    stored = 3 if engine.dialect.name == "postgresql" else 2
+    registry.promote(engine, 2)
+    with pytest.raises(BatchSuperseded, match="scored with model 1 but model 2 is production"):
+        fenced_commit(engine, {tp0: stored}, {tp0: 9},
+                      batch([decision("z", True, version=1)], [alert("z")]), 1)
+    assert load(engine, "g", [tp0])[tp0].next_offset == stored  # nothing moved
+    with engine.connect() as conn:
+        assert "z" not in {r.transaction_id for r in conn.execute(select(decisions))}
+        assert "z" not in {r.transaction_id for r in conn.execute(select(alerts))}
+    fenced_commit(engine, {tp0: stored}, {tp0: 9}, batch([decision("z", True, version=2)]), 2)
+    assert load(engine, "g", [tp0])[tp0].next_offset == 9
 
 
 def test_counts_mature_latest_label_wins_and_orphans(db_url, tmp_path, home):

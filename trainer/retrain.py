@@ -31,6 +31,7 @@ from schemas.events import dataset_seconds, event_time
 from schemas.times import Horizon
 from trainer import oot
 from trainer.gate import GateRule, Verdict, figures, judge, winner
+from trainer.gate_evidence import Provenance, label_provenance
 from trainer.threshold import DEFAULT_POLICY, events_per_day, parse_policy
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,24 @@ def _production(engine: Any) -> Any:
         return None
 
 
+def slice_provenance(engine: Any, opts: RetrainOptions, ids: np.ndarray,
+                     y: np.ndarray) -> Provenance:
+    """Where the labels of the judging slice (transactions ``ids``, labels ``y``) came from: the
+    label store's sources, and analyst labels contradicting independent truth
+    (:func:`store.truth.label_origins`); a CSV's rows are all labelled by its ``Class``."""
+    from store.truth import label_origins
+
+    rule = opts.rule
+    shares = {"max_analyst_share": rule.max_analyst_share,
+              "max_contradicted_share": rule.max_contradicted_share}
+    if opts.csv:
+        return label_provenance(y, ["dataset"] * len(y), **shares)
+    origins = label_origins(engine, ids)
+    found = [origins.get(tid) for tid in ids]
+    return label_provenance(y, [o[0] if o else None for o in found],
+                            np.array([bool(o and o[1]) for o in found]), **shares)
+
+
 def gate_round(
     engine: Any,
     records: list[Any],
@@ -218,11 +237,13 @@ def gate_round(
     before: Any,
     opts: RetrainOptions,
     home: Path,
+    provenance: Provenance | None = None,
 ) -> tuple[dict[int, str], dict[int, Verdict]]:
     """Judge this round's registered candidates (``records``, fitted ``runs``) against the
     production model ``before`` (None: there was none, so the first candidate became production
-    on registration and the others are judged against it) on the test slice; promote the winner
-    with ``promote="auto"``; record every decision. Returns (outcome, verdict) by version."""
+    on registration and the others are judged against it) on the test slice, whose labels'
+    origins are ``provenance``; promote the winner with ``promote="auto"``; record every
+    decision (a held verdict says why). Returns (outcome, verdict) by version."""
     from scorer import load_model
     from store import registry
 
@@ -264,6 +285,7 @@ def gate_round(
             candidate_threshold=run.threshold,
             production_threshold=prod_threshold,
             rule=opts.rule,
+            provenance=provenance,
         )
         for _, run in challengers
     ]
@@ -279,11 +301,14 @@ def gate_round(
                 rule=rule,
                 window=window,
                 comparison=comparison,
+                home=home,
             )
             outcomes[record.version] = "promoted"
             continue
-        outcome = "held" if verdict.passed else "rejected"
-        if verdict.passed and opts.promote == "never":
+        outcome = "rejected" if verdict.status == "failed" else "held"
+        if verdict.status == "held":
+            comparison["held_because"] = verdict.reason
+        elif verdict.passed and opts.promote == "never":
             comparison["held_because"] = "--promote never"
         elif verdict.passed and best is not None:  # another candidate of the round won
             comparison["held_because"] = f"v{challengers[best][0].version} had the higher AUPRC"
@@ -348,7 +373,10 @@ def retrain(opts: RetrainOptions) -> dict[str, Any]:
         runs.append(run)
         records.append(record)
 
-    outcomes, verdicts = gate_round(engine, records, runs, tsplit, before, opts, home)
+    slice_labels = slice_provenance(engine, opts, assembled.ids[tsplit.index["test"]],
+                                    tsplit.splits.y_test)
+    outcomes, verdicts = gate_round(engine, records, runs, tsplit, before, opts, home,
+                                    slice_labels)
     after = _production(engine)
     return {
         "source": provenance["source"],

@@ -130,6 +130,21 @@ def register(sub: Any) -> None:
         help="candidate recall at production's precision may be this much lower than production's",
     )
     g.add_argument(
+        "--gate-min-frauds",
+        type=int,
+        default=gate.DEFAULT_MIN_FRAUDS,
+        metavar="N",
+        help="a test slice with fewer frauds judges nothing: every candidate is held",
+    )
+    g.add_argument(
+        "--gate-confidence",
+        type=float,
+        default=gate.DEFAULT_CONFIDENCE,
+        metavar="C",
+        help="the AUPRC gain must clear --gate-auprc-gain also at the lower bound of this "
+        "two-sided bootstrap interval (seeded: the same slice gives the same verdict)",
+    )
+    g.add_argument(
         "--negative-weight",
         type=float,
         default=1.0,
@@ -177,7 +192,8 @@ def options(args: argparse.Namespace) -> Any:
         seed=args.seed,
         policy=args.threshold_policy,
         promote=args.promote,
-        rule=GateRule(args.gate_auprc_gain, args.gate_recall_drop, args.negative_weight),
+        rule=GateRule(args.gate_auprc_gain, args.gate_recall_drop, args.negative_weight,
+                      min_frauds=args.gate_min_frauds, confidence=args.gate_confidence),
         db=args.db,
     )
 
@@ -210,6 +226,7 @@ def human(summary: dict[str, Any], maturity: str = "") -> list[str]:
             f"  v{c['version']} {c['family']:<8} test AUPRC {c['test']['prc']:.4f} "
             f"-> {c['outcome']} ({why})"
         )
+        lines += [f"    warning: {w}" for w in (gate or {}).get("warnings", [])]
     before, after = summary["production_before"], summary["production_after"]
     lines.append(
         f"production: v{after}"
