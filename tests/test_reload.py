@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from itertools import groupby
+from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select
 
 from producer.replay import replay, source_tag, transaction_id
 from producer.topics import ensure_topics
@@ -26,11 +30,13 @@ from scorer.reload import (
 )
 from store import registry
 from store.tables import alerts, decisions
+from stream import BatchEffects, BatchSuperseded, ConsumerConfig, SqlConsumer
 from tests.scoring_helpers import (
     committed_offsets,
     finish,
     kill,
     scorer_process,
+    send,
     setup_model,
     wait_for_members,
 )
@@ -291,3 +297,62 @@ def test_the_production_group_never_scores_with_two_models(kafka_bootstrap, new_
     by_file = {(r.transaction_id.split("-")[0], r.model_version) for r in rows}
     assert by_file == {("before", 1), ("after", 2)}, by_file
     assert committed_offsets(engine, PRODUCTION_GROUP) == 6000
+
+
+versioned = Table("versioned_effects", MetaData(), Column("id", String(64), primary_key=True),
+                  Column("version", Integer, nullable=False))
+
+
+@dataclass
+class VersionedPipeline:
+    """A real pipeline fenced like the scorer's: each batch's rows carry the version it was
+    computed with, its write refuses (BatchSuperseded) unless that version is still
+    ``current[0]``, and ``before_batch`` catches up. Processing batch ``flip_at`` "promotes"
+    version 2 while that batch is in flight, as a racing promotion would."""
+
+    current: list[int]
+    flip_at: int
+    version: int = 1
+    processed: int = 0
+
+    def before_batch(self) -> None:
+        self.version = self.current[0]
+
+    def process(self, records: Sequence[Any]) -> BatchEffects:
+        self.processed += 1
+        if self.processed == self.flip_at:
+            self.current[0] = 2
+        rows = [{"id": f"{r.partition}-{r.offset}", "version": self.version} for r in records]
+        return BatchEffects(write=partial(self.write, rows=rows, version=self.version))
+
+    def write(self, conn: Connection, rows: list[dict[str, Any]], version: int) -> None:
+        if version != self.current[0]:
+            raise BatchSuperseded(f"computed with {version}, {self.current[0]} is current")
+        conn.execute(versioned.insert(), rows)
+
+
+@pytest.mark.kafka
+def test_a_superseded_batch_is_dropped_uncommitted_and_read_again(kafka_bootstrap, new_topic,
+                                                                  tmp_path):
+    """The consumer's side of the fence: a batch whose write is superseded commits nothing
+    (rows nor offsets), is re-read from the stored offsets and, after ``before_batch``, done
+    once with the new version; nothing is lost or doubled."""
+    from store.db import connect
+
+    engine = connect(f"sqlite:///{tmp_path / 'fence.db'}")
+    versioned.create(engine)
+    topic = new_topic(kafka_bootstrap)
+    ensure_topics(kafka_bootstrap, {topic: 3, f"{topic}.dlq": 1})
+    where = send(kafka_bootstrap, topic, [f"event-{i}".encode() for i in range(300)])
+    config = ConsumerConfig(bootstrap=kafka_bootstrap, topic=topic, group_id="fenced",
+                            dlq_topic=f"{topic}.dlq", batch_size=40, until_idle=3)
+    pipeline = VersionedPipeline(current=[1], flip_at=3)
+    summary = SqlConsumer(config, engine, pipeline).run()
+    assert summary.superseded == 1 and summary.consumed == 300
+    with engine.connect() as conn:
+        rows = conn.execute(select(versioned.c.id, versioned.c.version)).all()
+    assert sorted(r.id for r in rows) == sorted(w.split("/", 1)[1].replace("/", "-")
+                                                for w in where)  # each record once
+    assert {r.version for r in rows} == {1, 2}
+    assert 0 < sum(r.version == 1 for r in rows) <= 80  # only the 2 batches before the flip
+    assert committed_offsets(engine, "fenced") == 300
