@@ -55,8 +55,7 @@ class _Ranked:
         """Average precision (sklearn's definition) with per-row ``weights`` ``(n,)``."""
         w = weights[self.order]
         tp = np.cumsum(w * self.pos)[self.ends]
-        fp = np.cumsum(w * (1.0 - self.pos))[self.ends]
-        flagged = tp + fp
+        flagged = np.cumsum(w)[self.ends]  # tp + fp
         precision = np.divide(tp, flagged, out=np.zeros_like(tp), where=flagged > 0)
         recall = tp / tp[-1]
         return float(np.sum(np.diff(recall, prepend=0.0) * precision))
