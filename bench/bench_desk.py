@@ -9,8 +9,9 @@ seeded with psycopg ``COPY`` (SQLite: ``executemany``): ``rows`` alerts of one m
 over 30 days of event time, 70 % closed, 5 % claimed by one of 20 analysts, 25 % open, each
 with a five-feature explanation; then ANALYZE. Requests go through the whole ASGI app
 (FastAPI's TestClient: routing, auth, query, JSON or Jinja2 rendering), not over a socket.
-Scenarios: the default queue (open, newest first), highest score first, page 20 (following
-cursors), a score + amount + time filter, one analyst's claimed alerts, and every status.
+Every 4th alert's transaction has a label (each row shows its current label). Scenarios: the
+default queue (open, newest first), highest score first, page 20 (following cursors), a score +
+amount + time filter, one analyst's claimed alerts, every status, the label filters.
 Aim: p95 < 150 ms on PostgreSQL. PostgreSQL from ``--pg-url``/``$FRAUDSTREAM_BENCH_PG_URL``
 (or ``--db``) is RESET.
 """
@@ -66,7 +67,10 @@ SCENARIOS: dict[str, dict[str, str]] = {
     },
     "one analyst's claimed": {"status": "claimed", "assignee": "analyst07"},
     "all statuses, newest": {"status": "all"},
+    "label fraud, all statuses": {"status": "all", "label": "fraud"},
+    "open, no label yet": {"label": "none"},
 }
+LABELLED_EVERY = 4  # every 4th alert's transaction has a label (each queue row shows it)
 
 
 def alert_rows(n: int) -> Any:
@@ -107,11 +111,25 @@ def alert_rows(n: int) -> Any:
         )
 
 
+def label_rows(n: int) -> Any:
+    """A label for every :data:`LABELLED_EVERY`-th alert: half chargebacks saying fraud, half
+    analysts saying genuine."""
+    observed = datetime(2013, 10, 1, tzinfo=UTC)
+    for i in range(0, n, LABELLED_EVERY):
+        fraud = (i // LABELLED_EVERY) % 2 == 0
+        yield (f"bench:{i}", f"seed-{i:09d}", int(fraud), "chargeback" if fraud else "analyst",
+               observed, observed)
+
+
+LABEL_COLUMNS = ("label_id", "transaction_id", "is_fraud", "source", "observed_at",
+                 "received_at")
+
+
 def seed(url: str, rows: int) -> None:
     from sqlalchemy import insert
 
     from store.db import connect
-    from store.tables import alerts, model_versions
+    from store.tables import alerts, labels, model_versions
 
     engine = connect(url)
     with engine.begin() as conn:
@@ -139,8 +157,15 @@ def seed(url: str, rows: int) -> None:
             ):
                 for row in alert_rows(rows):
                     copy.write_row(row)
+            with (
+                raw.driver_connection.cursor() as cur,
+                cur.copy(f"COPY labels ({', '.join(LABEL_COLUMNS)}) FROM STDIN") as copy,
+            ):
+                for row in label_rows(rows):
+                    copy.write_row(row)
             raw.driver_connection.commit()
             raw.driver_connection.execute("ANALYZE alerts")
+            raw.driver_connection.execute("ANALYZE labels")
             raw.driver_connection.commit()
         finally:
             raw.close()
@@ -156,8 +181,11 @@ def seed(url: str, rows: int) -> None:
                     batch.clear()
             if batch:
                 conn.execute(insert(alerts), batch)
+            conn.execute(insert(labels), [dict(zip(LABEL_COLUMNS, row, strict=True))
+                                          for row in label_rows(rows)])
             conn.exec_driver_sql("ANALYZE")
-    print(f"seeded {rows:,} alerts in {time.perf_counter() - started:.1f} s", flush=True)
+    print(f"seeded {rows:,} alerts ({rows // LABELLED_EVERY:,} labelled) in "
+          f"{time.perf_counter() - started:.1f} s", flush=True)
     engine.dispose()
 
 
