@@ -20,9 +20,10 @@ import orjson
 from sqlalchemy import Engine, select, tuple_
 
 from desk import params as p
+from desk.explain import explained_features
 from schemas.events import DATASET_EPOCH, event_time
 from store.queries import transaction_story
-from store.tables import alerts, desk_audit
+from store.tables import alerts, desk_audit, model_versions
 from store.truth import latest_label
 
 Status = Literal["open", "claimed", "closed"]
@@ -246,10 +247,18 @@ def alert_detail(engine: Engine, transaction_id: str, model_version: int) -> dic
                 alerts.c.transaction_id == transaction_id, alerts.c.model_version == model_version
             )
         ).first()
+        ranges = conn.execute(
+            select(model_versions.c.feature_ranges).where(
+                model_versions.c.version == model_version
+            )
+        ).scalar()
     if row is None:
         return None
     alert = dict(row._mapping)
     alert["event_time"] = event_time(alert["time_s"])
+    alert["features"] = explained_features(
+        alert["explanation"], alert["feature_values"], ranges
+    )
     story = transaction_story(engine, transaction_id)
     current = story.current_label
     return {

@@ -112,3 +112,36 @@ class FeatureContract:
     @classmethod
     def load(cls, path: Path) -> FeatureContract:
         return cls.from_dict(json.loads(path.read_text()))
+
+
+#: The model artifact holding the raw features' training-set ranges (hashed by the manifest).
+RANGES_FILE = "feature_ranges.json"
+RANGES_VERSION = 1
+#: What a feature's training range records: the extremes and the 1st / 99th percentiles.
+RANGE_STATS: tuple[str, ...] = ("min", "p01", "p99", "max")
+
+
+def feature_ranges(raw_train: np.ndarray) -> dict[str, Any]:
+    """The training-set range of each raw feature (the values as the transaction event carries
+    them: ``v1..v28`` and ``amount`` in currency units, before the contract's transform) over
+    the train rows ``raw_train`` ``(n, 29)`` — :data:`RANGE_STATS` per feature, as JSON numbers."""
+    raw = np.asarray(raw_train, dtype=np.float64)
+    if raw.ndim != 2 or raw.shape[1] != len(EVENT_FEATURES) or len(raw) == 0:
+        raise ValueError(f"train rows must have shape (n >= 1, {len(EVENT_FEATURES)}), "
+                         f"got {raw.shape}")
+    low, p01, p99, high = (raw.min(0), *np.quantile(raw, [0.01, 0.99], axis=0), raw.max(0))
+    return {"ranges_version": RANGES_VERSION, "rows": len(raw), "stats": list(RANGE_STATS),
+            "features": {name: dict(zip(RANGE_STATS, map(float, stats), strict=True))
+                         for name, *stats in zip(EVENT_FEATURES, low, p01, p99, high,
+                                                 strict=True)}}
+
+
+def feature_title(name: str) -> str:
+    """What a feature is, in words: ``v8`` → ``V8 (anonymised PCA component 8)``, ``amount`` →
+    ``amount (the model sees its log)``; any other name as given."""
+    key = name.lower()
+    if key == "amount":
+        return "amount (the model sees its log)"
+    if key in EVENT_FEATURES:
+        return f"V{key[1:]} (anonymised PCA component {key[1:]})"
+    return name

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from models import ScoringFamily, top_features
+from models import FEATURE_NAMES, ScoringFamily, top_features
 from schemas.events import AlertV1, event_time
 from schemas.features import FeatureContract
 from schemas.ids import derived_id
@@ -19,6 +19,7 @@ from stream import BatchEffects
 #: Label ids of truths that rode inside a transaction event (``is_fraud``) are derived from its
 #: id under this prefix (``inline:<id>``; hashed when too long, see :func:`derived_id`).
 INLINE_LABEL = "inline"
+_COLUMN = {name: j for j, name in enumerate(FEATURE_NAMES)}  # feature name → raw matrix column
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,15 @@ def score_batch(batch: DecodedBatch, model: ScoringModel,
                         scored_at=now, top_features=explanation)
         alerts.append(alert)
         rows.append({**alert.model_dump(exclude={"schema_version", "scored_at", "top_features"}),
-                     "explanation": explanation, "created_at": now})
+                     "explanation": explanation, "feature_values": seen_values(raw[i], explanation),
+                     "created_at": now})
     return ScoredBatch(scores, flagged, decisions, rows, alerts, labels, sample)
+
+
+def seen_values(raw_row: np.ndarray, explanation: list[dict[str, Any]]) -> dict[str, float]:
+    """The raw values the model saw for the explained features, ``{feature: value}``, from the
+    event's raw feature row ``(29,)`` (before the feature contract's transform)."""
+    return {c["feature"]: float(raw_row[_COLUMN[c["feature"]]]) for c in explanation}
 
 
 def decision_rows(batch: DecodedBatch, model: ScoringModel, scores: np.ndarray,

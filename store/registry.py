@@ -78,11 +78,14 @@ def _record(row: Any) -> ModelRecord:
 def register(engine: Engine, staging: Path, *, strategy: str, threshold: float,
              threshold_policy: str, metrics: dict[str, Any], data_sha256: str,
              home: Path | None = None, family: str = "dense",
-             training: dict[str, Any] | None = None) -> ModelRecord:
+             training: dict[str, Any] | None = None,
+             feature_ranges: dict[str, Any] | None = None) -> ModelRecord:
     """Move the files in ``staging`` to ``models/<next version>/`` with a manifest; add the row.
 
     ``family`` names the model family whose scoring form the files hold (``models.FAMILIES``);
-    ``training`` is the training data's provenance (JSON-ready; stored as is).
+    ``training`` is the training data's provenance (JSON-ready; stored as is);
+    ``feature_ranges`` the raw features' training-set ranges (``feature_ranges.json`` among the
+    hashed files; copied into the row for the desk, as ``metrics`` is).
     """
     from models import FAMILIES
 
@@ -112,7 +115,7 @@ def register(engine: Engine, staging: Path, *, strategy: str, threshold: float,
                "metrics": metrics, "artifact_dir": f"models/{version}",
                "manifest_sha256": manifest_sha, "data_sha256": data_sha256,
                "stage": "candidate" if has_production else "production", "family": family,
-               "training": training}
+               "training": training, "feature_ranges": feature_ranges}
         try:
             with engine.begin() as conn:
                 conn.execute(model_versions.insert().values(**row))

@@ -4,7 +4,7 @@
 * ``decisions``: the decision log, one row per scored transaction and model version (natural key
   (``transaction_id``, ``model_version``)): score, threshold, flag, event time, lineage.
 * ``alerts``: flagged transactions, natural key (``transaction_id``, ``model_version``), with
-  their explanation (top contributing features).
+  their explanation (top contributing features) and the values the model saw for them.
 * ``labels``: the truth about transactions, with history (natural key ``label_id``; ``seq`` is the
   arrival order). The latest label of a transaction (by ``observed_at``, then ``seq``) is its truth.
 * ``consumer_offsets``: next offset to read per (group, topic, partition), with the topic's Kafka
@@ -53,6 +53,9 @@ model_versions = Table(
     Column("family", String(16), nullable=False, server_default="dense"),
     # Where the training data came from (source, event-time window, label counts); 0004.
     Column("training", JSON, nullable=True),
+    # The raw features' training-set ranges (``schemas.features.feature_ranges``, also the
+    # hashed artifact ``feature_ranges.json``); NULL for models registered before 0007.
+    Column("feature_ranges", JSON, nullable=True),
 )
 
 # One row per promotion decision (0004): by the retraining gate or by a named person.
@@ -87,6 +90,9 @@ alerts = Table(
     # Top contributing features [{feature, contribution}] (``AlertV1.top_features``); NULL for
     # alerts written before explanations existed.
     Column("explanation", JSON, nullable=True),
+    # The values the model saw for those features, {feature: raw value} (0007; NULL before). A
+    # mapping, so a richer feature vector (keyed data) fits the same column.
+    Column("feature_values", JSON, nullable=True),
     # The ops desk's work state (0005): open → claimed → closed; ``revision`` bumps on change.
     Column("status", String(16), nullable=False, server_default="open"),
     Column("assignee", String(64), nullable=True),

@@ -334,10 +334,17 @@ def test_scorer_stores_top_features_for_alerts_only(db_url, home, tmp_path):
         write_batch(conn, scored)
         write_batch(conn, scored)  # redelivery: nothing changes
     with engine.connect() as conn:
-        rows = conn.execute(select(alerts.c.transaction_id, alerts.c.explanation)
+        rows = conn.execute(select(alerts.c.transaction_id, alerts.c.explanation,
+                                   alerts.c.feature_values)
                             .order_by(alerts.c.source_offset)).all()
     assert [r.transaction_id for r in rows] == [f"t-{i}" for i in flagged]
     assert [r.explanation for r in rows] == expected
+    # … with the raw values the model saw for those features, in the same write
+    raw = decode_batch(records).raw_matrix()
+    column = {name: j for j, name in enumerate(EVENT_FEATURES)}
+    assert [r.feature_values for r in rows] == [
+        {f["feature"]: float(raw[i, column[f["feature"]]]) for f in explained}
+        for i, explained in zip(flagged, expected, strict=True)]
 
 
 def test_migration_0003_marks_existing_models_dense(tmp_path):

@@ -19,7 +19,7 @@ from metrics.drift import DriftReference
 from models.dense import DenseScorer
 from models.evaluation import evaluate
 from schemas.errors import FraudstreamError
-from schemas.features import FeatureContract
+from schemas.features import RANGES_FILE, FeatureContract, feature_ranges
 from trainer import data as data_mod
 from trainer.model import STRATEGIES, fit
 from trainer.threshold import DEFAULT_POLICY, choose_threshold, events_per_day, parse_policy
@@ -48,6 +48,7 @@ class TrainedRun:
     scorer: Any = None  # the family's scoring form (models.ScoringFamily)
     x_val: np.ndarray | None = None  # model input of the validation rows (parity check)
     drift: Any = None  # metrics.drift.DriftReference of the train split (drift_reference.json)
+    ranges: dict[str, Any] | None = None  # raw features' train-split ranges (feature_ranges.json)
 
     @property
     def name(self) -> str:
@@ -98,7 +99,8 @@ def train_one(splits: data_mod.Splits, strategy: str, *, epochs: int, seed: int,
     return TrainedRun(strategy, model, contract, history, threshold, policy, metrics,
                       splits.y_train, p_train, splits.y_test, p_test, family=family,
                       scorer=scorer, x_val=x_val,
-                      drift=DriftReference.fit(x_train, p_train))
+                      drift=DriftReference.fit(x_train, p_train),
+                      ranges=feature_ranges(splits.train_raw))
 
 
 def check_parity(run: TrainedRun, directory: Path) -> dict[str, Any]:
@@ -138,6 +140,8 @@ def save_artifacts(run: TrainedRun, directory: Path) -> None:
     (directory / "history.json").write_text(json.dumps(run.history) + "\n")
     if run.drift is not None:
         run.drift.save(directory)  # drift_reference.json: train-split bins of inputs and scores
+    if run.ranges is not None:  # the raw features' train-split ranges, for the desk
+        (directory / RANGES_FILE).write_text(json.dumps(run.ranges, indent=2) + "\n")
 
 
 def register_run(engine: Any, run: TrainedRun, dataset: data_mod.Dataset, *, home: Path,
@@ -157,7 +161,8 @@ def register_run(engine: Any, run: TrainedRun, dataset: data_mod.Dataset, *, hom
         record = registry.register(
             engine, Path(staging), strategy=run.strategy, threshold=run.threshold,
             threshold_policy=run.threshold_policy, metrics=run.metrics,
-            data_sha256=dataset.sha256, home=home, family=run.family, training=training)
+            data_sha256=dataset.sha256, home=home, family=run.family, training=training,
+            feature_ranges=run.ranges)
     report = render_report(
         home / "reports" / f"v{record.version}",
         [RunReport(name=r.name, history=r.history, threshold=r.threshold,
