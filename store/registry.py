@@ -222,8 +222,12 @@ class PromotionRecord:
                 f"v{v} auprc {m['auprc']:.4f} recall {m['recall'] or 0:.4f}" if m["auprc"]
                 is not None else f"v{v} recall {m['recall'] or 0:.4f}"
                 for v, m in live["models"].items())
+            window = live.get("mature_after_s")
+            matured = ("" if window is None else
+                       f", matured after {window / 3600:g}h" if window % 3600 == 0 else
+                       f", matured after {window:g}s")
             out.append(f"  live evidence{span}: {live['matured']:,} matured transactions "
-                       f"({live['frauds']:,} frauds): {figures}")
+                       f"({live['frauds']:,} frauds{matured}): {figures}")
         return out
 
 

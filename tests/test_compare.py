@@ -177,3 +177,4 @@ def test_a_person_promoting_records_the_live_evidence(known, db_url, home, tmp_p
     fraudstream_cli.main(["models", "show", "2", "--db", db_url])
     out = capsys.readouterr().out
     assert "last decision: promoted by person:carol" in out and "live evidence on events" in out
+    assert "frauds, matured after 1h)" in out  # the window the evidence was judged on
