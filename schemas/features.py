@@ -121,19 +121,19 @@ RANGES_VERSION = 1
 RANGE_STATS: tuple[str, ...] = ("min", "p01", "p99", "max")
 
 
-def feature_ranges(raw_train: np.ndarray) -> dict[str, Any]:
-    """The training-set range of each raw feature (the values as the transaction event carries
-    them: ``v1..v28`` and ``amount`` in currency units, before the contract's transform) over
-    the train rows ``raw_train`` ``(n, 29)`` — :data:`RANGE_STATS` per feature, as JSON numbers."""
+def feature_ranges(raw_train: np.ndarray,
+                   names: Sequence[str] = EVENT_FEATURES) -> dict[str, Any]:
+    """The training-set range of each raw feature over the train rows ``raw_train`` ``(n, k)``,
+    columns named ``names`` (default: the transaction event's ``v1..v28`` and ``amount``, the
+    values as the event carries them, amount in currency units, before the contract's
+    transform) — :data:`RANGE_STATS` per feature, as JSON numbers."""
     raw = np.asarray(raw_train, dtype=np.float64)
-    if raw.ndim != 2 or raw.shape[1] != len(EVENT_FEATURES) or len(raw) == 0:
-        raise ValueError(f"train rows must have shape (n >= 1, {len(EVENT_FEATURES)}), "
-                         f"got {raw.shape}")
+    if raw.ndim != 2 or raw.shape[1] != len(names) or len(raw) == 0:
+        raise ValueError(f"train rows must have shape (n >= 1, {len(names)}), got {raw.shape}")
     low, p01, p99, high = (raw.min(0), *np.quantile(raw, [0.01, 0.99], axis=0), raw.max(0))
     return {"ranges_version": RANGES_VERSION, "rows": len(raw), "stats": list(RANGE_STATS),
             "features": {name: dict(zip(RANGE_STATS, map(float, stats), strict=True))
-                         for name, *stats in zip(EVENT_FEATURES, low, p01, p99, high,
-                                                 strict=True)}}
+                         for name, *stats in zip(names, low, p01, p99, high, strict=True)}}
 
 
 def feature_title(name: str) -> str:
