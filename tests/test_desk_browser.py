@@ -157,7 +157,8 @@ def test_analyst_works_an_alert_in_a_real_browser(served, browser, tmp_path):
     b.execute_script("arguments[0].id = 'first-alert'", rows[0])
     click_and_load("first-alert")
     assert "tx-0039" in b.find_element(By.TAG_NAME, "h1").text
-    assert "V14" in b.page_source  # the explanation
+    assert "V14 (anonymised PCA component 14)" in b.page_source  # the explanation, in words
+    assert "range not recorded" in b.page_source  # the seeded model predates feature ranges
     click_and_load("claim")
     assert b.find_element(By.ID, "release")  # claimed: now it can be released
     b.find_element(By.ID, "d-confirmed_fraud").click()
