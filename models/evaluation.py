@@ -6,6 +6,8 @@ metrics: tp, fp, tn, fn, accuracy, precision, recall, auc (ROC), prc (area under
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 METRIC_NAMES = ("tp", "fp", "tn", "fn", "accuracy", "precision", "recall", "f1",
@@ -96,3 +98,26 @@ def reweighted(y: np.ndarray, p: np.ndarray, threshold: float,
     return {"prc": float(average_precision_score(y, p, sample_weight=negative_weights(
                 y, neg_weight))) if both else float("nan"),
             "precision": counts["tp"] / flagged if flagged else 0.0}
+
+
+def card_precision_top_k(day: np.ndarray, card: np.ndarray, y: np.ndarray, p: np.ndarray,
+                         k: int = 100) -> float:
+    """Card precision top-k (the handbook's CP@k): each day (``day`` ``(n,)`` ints, in order),
+    a card's score is its highest transaction score that day and its truth whether any of its
+    transactions that day is fraud; the k highest-scored cards are investigated and the share
+    of them compromised is that day's precision. Cards found compromised are left out of the
+    following days (investigators know them). Returns the mean over the days (nan: no rows)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"day": day, "card": card, "y": np.asarray(y, dtype=np.int8),
+                          "p": np.asarray(p, dtype=np.float64)})
+    found: set[Any] = set()
+    per_day = []
+    for _, rows in frame.groupby("day", sort=True):
+        rows = rows[~rows["card"].isin(found)]
+        cards = rows.groupby("card").agg(p=("p", "max"), y=("y", "max"))
+        top = cards.sort_values("p", ascending=False, kind="stable").head(k)
+        hits = top.index[top["y"] == 1]
+        per_day.append(len(hits) / k)
+        found.update(hits)
+    return float(np.mean(per_day)) if per_day else float("nan")

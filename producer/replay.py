@@ -34,16 +34,19 @@ import time
 from collections.abc import Iterator
 from csv import reader as csv_reader
 from dataclasses import dataclass
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlparse
 
 from producer.delivery import Sender
+from producer.keyed_replay import send_keyed_rows
 from producer.labels import LabelMode, LabelSchedule
 from schemas.durations import parse_duration
 from schemas.errors import FraudstreamError
 from schemas.features import CSV_COLUMNS, EVENT_FEATURES, EVENT_NUMBERS
+from schemas.keyed import LAYOUT_KEYED, detect_layout
 
 __all__ = ["ReplaySummary", "parse_duration", "replay", "source_tag", "transaction_id"]
 
@@ -266,7 +269,9 @@ def replay(csv: str, *, bootstrap: str, topic: str = "transactions", partitions:
            skip: int = 0, labels: str | bool = "inline", labels_topic: str = "labels",
            delivery_timeout_s: float = DELIVERY_TIMEOUT_S,
            progress: bool = False, shift: str | None = None) -> ReplaySummary:
-    """Send each valid row of ``csv`` to ``topic`` as one transaction.v1 event keyed by its id.
+    """Send each valid row of ``csv`` to ``topic`` as one transaction.v1 event keyed by its id
+    (a keyed CSV, detected from the header: one transaction.v2 event keyed by its customer id,
+    see :mod:`producer.keyed_replay`).
 
     ``rate`` paces at a fixed events/s; ``speedup`` follows the ``Time`` column (seconds) X times
     faster than real time; neither = as fast as possible. ``labels``: ``"inline"`` (default),
@@ -285,20 +290,18 @@ def replay(csv: str, *, bootstrap: str, topic: str = "transactions", partitions:
     with open_source(csv) as handle:
         reader = csv_reader(handle)  # (the parameter `csv` shadows the module)
         header = [h.strip() for h in next(reader, [])]
-        missing = [c for c in CSV_COLUMNS if c not in header]
-        if not header:
-            raise FraudstreamError(f"{csv}: empty file (no header line)")
-        if missing:
-            raise FraudstreamError(
-                f"{csv}: header lacks column(s) {', '.join(missing)} "
-                f"(needs Time, V1..V28, Amount, Class)")
+        keyed = detect_layout(header, csv) == LAYOUT_KEYED
+        if keyed and shifts:
+            raise FraudstreamError("--shift shifts V1..V28/Amount of the ULB layout; this is a "
+                                   "keyed CSV")
         wanted = {labels_topic: 3, topic: partitions} if mode.delayed else {topic: partitions}
         producer, counts = _connect(bootstrap, wanted, delivery_timeout_s)
         sender = Sender(producer, delivery_timeout_s)
         try:
-            stats = _send_rows(reader, header, sender, topic, labels_topic, source_tag(csv),
-                               rate=rate, speedup=speedup, limit=limit, skip=skip, mode=mode,
-                               progress=progress, shift=shifts)
+            send = send_keyed_rows if keyed else partial(_send_rows, shift=shifts)
+            stats = send(reader, header, sender, topic, labels_topic, source_tag(csv),
+                         rate=rate, speedup=speedup, limit=limit, skip=skip, mode=mode,
+                         progress=progress)
         finally:
             sender.close()
     seconds = stats["seconds"]

@@ -8,10 +8,12 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.events import AlertV1, LabelV1, TransactionV1
+from schemas.keyed import TransactionV2
 
 JSON_DIR = Path(__file__).parent / "json"
 SCHEMA_FILES: dict[str, type[BaseModel]] = {
     "transaction.v1.json": TransactionV1,
+    "transaction.v2.json": TransactionV2,
     "alert.v1.json": AlertV1,
     "label.v1.json": LabelV1,
 }

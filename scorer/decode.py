@@ -25,6 +25,7 @@ import orjson
 
 from schemas.events import ID_PATTERN, MAX_EVENT_BYTES, MAX_ID_LENGTH, TransactionV1
 from schemas.features import EVENT_NUMBERS, raw_matrix_from_events
+from schemas.keyed import INPUT_V1, wrong_input_reason
 from schemas.times import MAX_TIME_S, Horizon, event_time
 from schemas.validation import validate_event
 from stream.deadletters import DeadLetter
@@ -62,7 +63,9 @@ class DecodedBatch:
 def decode_one(value: bytes | None) -> dict[str, Any] | str:
     """The event's fields per the model, or the reason it is not a valid transaction event v1."""
     result = validate_event(TransactionV1, value)
-    return result if isinstance(result, str) else result.model_dump()
+    if isinstance(result, str):  # a keyed event names why this model cannot use it
+        return wrong_input_reason(value, INPUT_V1) or result
+    return result.model_dump()
 
 
 def _plainly_valid(value: bytes | None) -> dict[str, Any] | None:

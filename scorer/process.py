@@ -29,9 +29,10 @@ class ScoringModel:
 
     version: int
     threshold: float
-    contract: FeatureContract
+    contract: FeatureContract  # a keyed model's: schemas.behaviour.BehaviourContract
     net: ScoringFamily
     drift: Any = None  # its metrics.drift.DriftReference (None: registered without one)
+    input: str = "transaction.v1"  # the event kind it takes (schemas.keyed.INPUT_KINDS)
 
     def score_raw(self, raw: np.ndarray) -> np.ndarray:
         """Scores ``(n,)`` in [0, 1] for a raw matrix ``(n, 29)``."""

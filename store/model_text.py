@@ -62,6 +62,13 @@ def test_set(record: Any) -> dict[str, Any]:
     counts = [test.get(k) for k in ("tp", "fp", "tn", "fn")]
     rows = int(sum(counts)) if all(c is not None for c in counts) else None
     frauds = int(test["tp"] + test["fn"]) if rows is not None else None
+    if split == "protocol":  # keyed data: the handbook's train / delay / test periods
+        period = (training.get("protocol") or {}).get("test") or {}
+        text = (f"protocol test period {period.get('first_day')} .. {period.get('last_day')} of "
+                f"{where} ({training.get('test_rows', 0):,} rows; transactions of cards already "
+                "known compromised left out)")
+        return {"kind": "protocol", "rows": training.get("test_rows"), "frauds": frauds,
+                "start": period.get("first_day"), "end": period.get("last_day"), "text": text}
     if split == "stratified":
         size = f"{rows:,}-row " if rows is not None else ""
         text = (f"own test split: a stratified random {size}share of {where}"
@@ -131,6 +138,14 @@ def promotion_lines(record: Any, promotion: Any) -> list[str]:
     """What ``models show`` says of the training data and the latest promotion decision."""
     lines = []
     training = record.training or {}
+    if training.get("input") == "transaction.v2":
+        periods = training.get("protocol") or {}
+        span = {name: f"{p['first_day']} .. {p['last_day']}" for name, p in periods.items()}
+        lines.append(f"keyed (transaction.v2) model, behaviour spec "
+                     f"{str(training.get('behaviour_spec_sha256'))[:12]}: inputs "
+                     f"{', '.join((training.get('behaviour_spec') or {}).get('inputs', []))}")
+        lines.append(f"protocol: trained {span.get('train')}, left out "
+                     f"{span.get('delay (left out)')}, tested {span.get('test')}")
     if training.get("window"):
         w, labels = training["window"], training.get("labels") or {}
         lines.append(f"trained on {training.get('source')} events {w['first_event'][:19]} .. "
@@ -156,6 +171,9 @@ def model_summary_lines(record: Any) -> list[str]:
         parts += [f"{k}={_num(m.get(k), count=True)}" for k in ("tp", "fp", "fn") if k in m]
         if at == "threshold":
             parts = [f"{k}={_num(m.get(k))}" for k in ("auc", "prc") if k in m] + parts
+            if "card_precision_top_k" in m:
+                parts.append(f"card_precision_top_{m.get('top_k')}="
+                             f"{_num(m['card_precision_top_k'])}")
         lines.append(f"test {name}: " + " ".join(parts))
     lines.append(f"test data: its {test_set(record)['text']}")
     report = report_path(record.version)

@@ -79,13 +79,15 @@ def register(engine: Engine, staging: Path, *, strategy: str, threshold: float,
              threshold_policy: str, metrics: dict[str, Any], data_sha256: str,
              home: Path | None = None, family: str = "dense",
              training: dict[str, Any] | None = None,
-             feature_ranges: dict[str, Any] | None = None) -> ModelRecord:
+             feature_ranges: dict[str, Any] | None = None,
+             manifest_extra: dict[str, Any] | None = None) -> ModelRecord:
     """Move the files in ``staging`` to ``models/<next version>/`` with a manifest; add the row.
 
     ``family`` names the model family whose scoring form the files hold (``models.FAMILIES``);
     ``training`` is the training data's provenance (JSON-ready; stored as is);
     ``feature_ranges`` the raw features' training-set ranges (``feature_ranges.json`` among the
-    hashed files; copied into the row for the desk, as ``metrics`` is).
+    hashed files; copied into the row for the desk, as ``metrics`` is);
+    ``manifest_extra``: more manifest entries (a keyed model's input kind and spec hash).
     """
     from models import FAMILIES
 
@@ -94,8 +96,8 @@ def register(engine: Engine, staging: Path, *, strategy: str, threshold: float,
                                f"{', '.join(FAMILIES)}")
     home = home or default_home()
     files = sorted(p for p in staging.iterdir() if p.is_file() and p.name != MANIFEST)
-    manifest = {"files": {p.name: sha256_file(p) for p in files}, "data_sha256": data_sha256,
-                "family": family}
+    manifest = {**(manifest_extra or {}), "files": {p.name: sha256_file(p) for p in files},
+                "data_sha256": data_sha256, "family": family}
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     manifest_sha = sha256_file(staging / MANIFEST)
     for _ in range(5):  # another trainer may take the same version number concurrently
@@ -300,6 +302,11 @@ def promotion_history(engine: Engine, version: int | None = None) -> list[Promot
 def latest_promotions(engine: Engine) -> dict[int, PromotionRecord]:
     """The latest recorded decision about each version that has one."""
     return {r.version: r for r in promotion_history(engine)}
+
+
+def manifest_of(record: ModelRecord, home: Path | None = None) -> dict[str, Any]:
+    """The manifest of ``record``, after :func:`verify` (every hash checked)."""
+    return dict(json.loads((verify(record, home) / MANIFEST).read_text()))
 
 
 def verify(record: ModelRecord, home: Path | None = None) -> Path:

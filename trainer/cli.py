@@ -7,18 +7,33 @@ import json
 from pathlib import Path
 from typing import Any
 
+from trainer import keyed_cli
+
 
 def register(sub: Any) -> None:
-    synth = sub.add_parser("synth", help="write a synthetic creditcard.csv stand-in")
-    synth.add_argument("--rows", type=int, required=True,
-                       help="number of data rows to write (the ULB file has 284,807)")
+    synth = sub.add_parser("synth", help="write a synthetic CSV: the creditcard.csv stand-in "
+                                         "(default) or keyed transactions with history")
+    synth.add_argument("--kind", choices=("ulb", "keyed"), default="ulb",
+                       help="ulb: creditcard.csv stand-in (V1..V28); keyed: the handbook's "
+                            "simulator (customers, terminals, three fraud scenarios)")
+    synth.add_argument("--rows", type=int,
+                       help="number of data rows to write (ulb; required; the ULB file has "
+                            "284,807)")
     synth.add_argument("--out", type=Path, required=True,
-                       help="output CSV path (creditcard.csv columns: Time, V1..V28, Amount, "
-                            "Class)")
+                       help="output CSV path (ulb: Time, V1..V28, Amount, Class; keyed: "
+                            "TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, "
+                            "TX_FRAUD, TX_FRAUD_SCENARIO)")
     synth.add_argument("--fraud-rate", type=float, default=0.00173,
-                       help="share of fraud rows (the ULB data has 0.173 %%)")
+                       help="share of fraud rows (ulb; the ULB data has 0.173 %%)")
     synth.add_argument("--seed", type=int, default=0,
                        help="random seed: the same seed writes the same file")
+    keyed = synth.add_argument_group("keyed simulator (--kind keyed)")
+    keyed.add_argument("--customers", type=int, default=5_000, help="customers (cards)")
+    keyed.add_argument("--terminals", type=int, default=10_000, help="terminals")
+    keyed.add_argument("--days", type=int, default=183, help="days simulated")
+    keyed.add_argument("--start", default="2018-04-01", help="first day (UTC)")
+    keyed.add_argument("--radius", type=float, default=5.0,
+                       help="a customer uses the terminals within this distance (100x100 grid)")
     synth.set_defaults(func=run_synth)
 
     from models import DEFAULT_FAMILY, FAMILIES
@@ -46,6 +61,7 @@ def register(sub: Any) -> None:
                             "cost:review=C (chosen on validation)")
     train.add_argument("--db", help="SQLAlchemy URL (default: $FRAUDSTREAM_DB_URL or SQLite)")
     train.add_argument("--json", action="store_true", help="print one JSON summary object")
+    keyed_cli.add_flags(train)
     train.set_defaults(func=run_train)
 
     from trainer import retrain_cli
@@ -54,6 +70,22 @@ def register(sub: Any) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from schemas.errors import FraudstreamError
+
+    if args.kind == "keyed":
+        from trainer.keyed_synth import SimulationParams, write_keyed_csv
+
+        params = SimulationParams(customers=args.customers, terminals=args.terminals,
+                                  days=args.days, start=args.start, radius=args.radius,
+                                  seed=args.seed)
+        summary = write_keyed_csv(args.out, params)
+        shares = ", ".join(f"scenario {s} {v['share']:.3%}"
+                           for s, v in summary["by_scenario"].items())
+        print(f"{args.out}: {summary['rows']:,} transactions, {summary['frauds']:,} frauds "
+              f"({summary['fraud_share']:.3%}: {shares})")
+        return 0
+    if args.rows is None:
+        raise FraudstreamError("--rows is required for --kind ulb")
     from trainer.synth import write_csv
 
     path = write_csv(args.out, args.rows, fraud_rate=args.fraud_rate, seed=args.seed)
@@ -69,7 +101,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise FraudstreamError("--epochs must be >= 1")
     summary = train(args.csv, strategy=args.strategy, compare=args.compare, epochs=args.epochs,
                     seed=args.seed, policy=args.threshold_policy, db=args.db,
-                    family=args.family)
+                    family=args.family,
+                    keyed=keyed_cli.options(args, epochs=args.epochs, seed=args.seed,
+                                            policy=args.threshold_policy))
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -79,5 +113,9 @@ def run_train(args: argparse.Namespace) -> int:
           f"threshold {summary['threshold']:.4f} ({summary['threshold_policy']})")
     print("test: " + ", ".join(f"{k}={test[k]:.4g}" for k in
                                ("auc", "prc", "precision", "recall", "tp", "fp", "fn")))
+    if "card_precision_top_k" in test:
+        print(f"card precision top-{test['top_k']}: {test['card_precision_top_k']:.4f}; "
+              + "; ".join(f"{name} {p['first_day']} .. {p['last_day']}"
+                          for name, p in summary["protocol"].items()))
     print(f"report: {summary['report']}")
     return 0

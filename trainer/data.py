@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from schemas.errors import FraudstreamError
-from schemas.features import CSV_COLUMNS, RAW_FEATURES
+from schemas.features import RAW_FEATURES
+from schemas.keyed import LAYOUT_KEYED, detect_layout
+from trainer.keyed_data import KeyedDataset, parse_keyed
 
 TUTORIAL_CSV_URL = "https://storage.googleapis.com/download.tensorflow.org/data/creditcard.csv"
 
@@ -58,28 +60,43 @@ def _read_bytes(source: str) -> bytes:
     return path.read_bytes()
 
 
+def load_data(source: str) -> Dataset | KeyedDataset:
+    """Read a CSV file or URL in either layout of the input contract, detected from its header
+    (:func:`schemas.keyed.detect_layout`): a :class:`Dataset` (ULB) or a
+    :class:`trainer.keyed_data.KeyedDataset` (keyed). FraudstreamError naming the contract for
+    any other header."""
+    data = _read_bytes(source)
+    if not data.strip():
+        raise FraudstreamError(f"{source} is empty")
+    header = data[:data.find(b"\n") if b"\n" in data else len(data)]
+    names = header.decode("utf-8-sig", "replace").strip().split(",")
+    if detect_layout(names, source) == LAYOUT_KEYED:
+        return parse_keyed(data, source)
+    return _parse_ulb(data, source)
+
+
 def load_csv(source: str) -> Dataset:
-    """Read and validate a creditcard.csv-shaped file or URL.
+    """Read and validate a creditcard.csv-shaped file or URL (a keyed CSV is refused).
 
     Raises :class:`FraudstreamError` naming the problem: missing file, unreachable URL, empty
     file, missing columns, non-numeric or non-finite values, labels other than 0/1, or one class.
     """
+    dataset = load_data(source)
+    if isinstance(dataset, KeyedDataset):
+        raise FraudstreamError(f"{source} is a keyed CSV (TRANSACTION_ID, TX_DATETIME, ...): "
+                               "this needs the ULB layout (Time, V1..V28, Amount, Class)")
+    return dataset
+
+
+def _parse_ulb(data: bytes, source: str) -> Dataset:
     import pandas as pd
 
-    data = _read_bytes(source)
-    if not data.strip():
-        raise FraudstreamError(f"{source} is empty")
     try:
         frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise FraudstreamError(f"{source} is not a readable CSV: {exc}") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in CSV_COLUMNS if c not in frame.columns]
-    if missing:
-        raise FraudstreamError(
-            f"{source} lacks column(s) {', '.join(missing)}: fraudstream reads the ULB "
-            f"creditcard.csv layout (Time, V1..V28, Amount, Class; see README 'Bring your own "
-            f"data')")
+    detect_layout(frame.columns, source)  # a header line the quick look could not split
     if frame.empty:
         raise FraudstreamError(f"{source} has a header but no rows")
     numeric = {}

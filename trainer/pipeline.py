@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,7 @@ def save_artifacts(run: TrainedRun, directory: Path) -> None:
     run.scorer.save(directory)
     parity = check_parity(run, directory)
     (directory / "parity.json").write_text(json.dumps(parity, indent=2) + "\n")
-    run.contract.save(directory / "feature_contract.json")
+    run.contract.save(directory / getattr(run.contract, "FILE", "feature_contract.json"))
     (directory / "threshold.json").write_text(json.dumps(
         {"threshold": run.threshold, "policy": run.threshold_policy}, indent=2) + "\n")
     (directory / "metrics.json").write_text(json.dumps(run.metrics, indent=2) + "\n")
@@ -144,12 +145,15 @@ def save_artifacts(run: TrainedRun, directory: Path) -> None:
         (directory / RANGES_FILE).write_text(json.dumps(run.ranges, indent=2) + "\n")
 
 
-def register_run(engine: Any, run: TrainedRun, dataset: data_mod.Dataset, *, home: Path,
+def register_run(engine: Any, run: TrainedRun, dataset: Any, *, home: Path,
                  epochs: int, report_runs: list[TrainedRun] | None = None,
                  training: dict[str, Any] | None = None,
-                 retrained: bool = False) -> tuple[Any, Path]:
+                 retrained: bool = False,
+                 manifest_extra: dict[str, Any] | None = None,
+                 notes: Sequence[tuple[str, str]] = ()) -> tuple[Any, Path]:
     """Save ``run``'s artifacts (parity-checked), register them (with ``training``
-    provenance) and render the HTML report of ``report_runs`` (default: ``run`` alone) under
+    provenance and ``manifest_extra`` in the manifest) and render the HTML report of
+    ``report_runs`` (default: ``run`` alone; ``notes``: extra summary lines) under
     ``reports/v<version>/`` (``retrained``: a candidate of a ``retrain`` round, which the report
     explains in retrain's terms). Returns (the :class:`store.registry.ModelRecord`, report path)."""
     from store import registry
@@ -162,7 +166,7 @@ def register_run(engine: Any, run: TrainedRun, dataset: data_mod.Dataset, *, hom
             engine, Path(staging), strategy=run.strategy, threshold=run.threshold,
             threshold_policy=run.threshold_policy, metrics=run.metrics,
             data_sha256=dataset.sha256, home=home, family=run.family, training=training,
-            feature_ranges=run.ranges)
+            feature_ranges=run.ranges, manifest_extra=manifest_extra)
     report = render_report(
         home / "reports" / f"v{record.version}",
         [RunReport(name=r.name, history=r.history, threshold=r.threshold,
@@ -174,15 +178,19 @@ def register_run(engine: Any, run: TrainedRun, dataset: data_mod.Dataset, *, hom
         data=DataInfo(source=dataset.source, rows=len(dataset.y), frauds=int(dataset.y.sum()),
                       time_span_s=float(dataset.time.max() - dataset.time.min()),
                       synthetic=is_synthetic(dataset.source), sha256=dataset.sha256),
-        retrained=retrained)
+        retrained=retrained,
+        notes=notes)
     return record, report
 
 
 def train(csv: str, *, strategy: str = "weighted", compare: bool = False, epochs: int = 100,
           seed: int = 42, policy: str = DEFAULT_POLICY, db: str | None = None,
-          home: Path | None = None, family: str = models.DEFAULT_FAMILY) -> dict[str, Any]:
+          home: Path | None = None, family: str = models.DEFAULT_FAMILY,
+          keyed: Any = None) -> dict[str, Any]:
     """Train ``family`` (the dense net's three strategies with ``compare``), register
-    ``strategy``'s model, report.
+    ``strategy``'s model, report. A keyed CSV (detected from its header) is trained with the
+    protocol and behaviour features of ``keyed`` (:class:`trainer.keyed_pipeline.KeyedOptions`;
+    default: the handbook's) by :func:`trainer.keyed_pipeline.train_keyed`.
 
     Returns the ``--json`` summary: version, threshold, metrics (val/test at the chosen
     threshold and at 0.5), report path, and the other runs' test metrics when comparing.
@@ -194,7 +202,17 @@ def train(csv: str, *, strategy: str = "weighted", compare: bool = False, epochs
     if compare and family != "dense":
         raise FraudstreamError("--compare compares the dense net's strategies: use --family dense")
     home = resolve_home(home)
-    dataset = data_mod.load_csv(csv)
+    loaded = data_mod.load_data(csv)
+    if not isinstance(loaded, data_mod.Dataset):
+        from trainer.keyed_pipeline import KeyedOptions, train_keyed
+
+        if compare:
+            raise FraudstreamError("--compare compares the dense net's strategies on the ULB "
+                                   "layout; train each --family on keyed data instead")
+        return train_keyed(loaded, csv=csv, family=family, strategy=strategy,
+                           opts=keyed or KeyedOptions(epochs=epochs, seed=seed, policy=policy),
+                           engine=store_db.connect(db), home=home)
+    dataset = loaded
     splits = data_mod.split(dataset, seed=seed)
     engine = store_db.connect(db)  # fail early on a bad database, before training
     strategies = [strategy, *[s for s in STRATEGIES if s != strategy]] if compare else [strategy]

@@ -58,6 +58,7 @@ def render_report(
     data: DataInfo | None = None,
     registered_reason: str | None = None,
     retrained: bool = False,
+    notes: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write PNGs + index.html into out_dir (created), return the HTML path.
 
@@ -90,7 +91,7 @@ def render_report(
 
     page = html_page(runs, per_run, roc, prc, title=title, version=version, data=data,
                      registered_reason=registered_reason, threshold_png=thr, curve=curve,
-                     retrained=retrained)
+                     retrained=retrained, notes=notes)
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path

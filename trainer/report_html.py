@@ -255,6 +255,7 @@ def html_page(
     threshold_png: str | None = None,
     curve: ThresholdCurve | None = None,
     retrained: bool = False,
+    notes: Sequence[tuple[str, str]] = (),
 ) -> str:
     main = runs[0]
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -269,7 +270,8 @@ def html_page(
     summary = (
         _data_items(data, runs) + _registered_item(runs, version, registered_reason, retrained)
         + f"<li><strong>Threshold</strong>: {why_not_half(main)}</li>"
-        + _volume_item(main, data, curve))
+        + _volume_item(main, data, curve)
+        + "".join(f"<li><strong>{_esc(k)}</strong>: {_esc(v)}</li>" for k, v in notes))
     if curve is not None and curve.per_day:
         unit_note = "Alerts per day: the share of test rows flagged times the data's " \
                     "transactions per day."
