@@ -15,6 +15,7 @@ import math
 import re
 import time
 from datetime import UTC, datetime
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -75,14 +76,10 @@ def send_keyed_rows(reader: Any, header: list[str], sender: Sender, topic: str,
     bar = tqdm(unit="ev", disable=not progress, mininterval=0.5)
     invalid, examples = 0, []
     t0: float | None = None
-    records = considered = attempted = 0
+    considered = attempted = 0
     start = time.monotonic()
-    for fields in reader:
-        records += 1
-        if records <= skip:
-            continue
-        if limit is not None and considered >= limit:
-            break
+    rows = islice(reader, skip, None if limit is None else skip + limit)
+    for records, fields in enumerate(rows, start=skip + 1):  # records: data rows read so far
         considered += 1
         if len(fields) != ncols:
             parsed: Parsed = \

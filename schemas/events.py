@@ -36,6 +36,16 @@ TimeS = Annotated[float, Field(ge=0, lt=MAX_TIME_S, allow_inf_nan=False, descrip
     "seconds since 2013-09-01T00:00Z: the event time, before 2100-01-01, and not more than the "
     "scorer's --max-future-skew (default 1h) ahead of its wall clock"))]
 
+def aware_utc(value: datetime, name: str, example: str) -> datetime:
+    """``value`` in UTC; ValueError (a validation error of field ``name``) when it is naive or
+    outside the schema's range (:func:`schemas.times.in_range_reason`)."""
+    if value.tzinfo is None:
+        raise ValueError(f"{name} needs a timezone (e.g. {example})")
+    if (problem := in_range_reason(value)) is not None:
+        raise ValueError(problem)
+    return value.astimezone(UTC)
+
+
 #: Events larger than this (bytes) are rejected before parsing.
 MAX_EVENT_BYTES = 16_384
 
@@ -150,8 +160,4 @@ class LabelV1(BaseModel):
     @field_validator("observed_at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("observed_at needs a timezone (e.g. 2013-09-02T10:00:00Z)")
-        if (problem := in_range_reason(value)) is not None:
-            raise ValueError(problem)
-        return value.astimezone(UTC)
+        return aware_utc(value, "observed_at", "2013-09-02T10:00:00Z")

@@ -16,14 +16,14 @@ feature). Other columns (the handbook's ``TX_TIME_SECONDS``/``TX_TIME_DAYS``) ar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.errors import FraudstreamError
-from schemas.events import Flag01, TransactionId
+from schemas.events import Flag01, TransactionId, aware_utc
 from schemas.features import CSV_COLUMNS
 
 #: Schema version 2 (the keyed event), an integer on the wire (``true``, ``2.0`` refused).
@@ -74,9 +74,7 @@ class TransactionV2(BaseModel):
     @field_validator("event_time")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("event_time needs a timezone (e.g. 2018-04-01T00:07:56Z)")
-        return value.astimezone(UTC)
+        return aware_utc(value, "event_time", "2018-04-01T00:07:56Z")
 
 
 def declared_version(value: bytes | None) -> int | None:

@@ -81,3 +81,33 @@ def test_baseline_without_behaviour_and_bad_protocol(keyed_csv, home, capsys):
     assert main(["train", "--csv", str(keyed_csv), "--db", db, "--train-start", "2018-01-01"]) \
         == 2
     assert "the protocol needs 21 days from 2018-01-01" in capsys.readouterr().err
+
+
+def test_retrain_csv_on_keyed_data_gates_against_production(keyed_csv, home, tmp_path, capsys):
+    from trainer.synth import write_csv
+
+    db = f"sqlite:///{home / 'fs.db'}"
+    ulb = write_csv(tmp_path / "ulb.csv", 3000, fraud_rate=0.02, seed=1)
+    assert main(["train", "--csv", str(ulb), "--family", "xgboost", "--db", db, "--json"]) == 0
+    capsys.readouterr()
+    # production takes transaction.v1: the keyed candidate is held, with the reason
+    assert main(["retrain", "--csv", str(keyed_csv), "--family", "xgboost", "--db", db,
+                 "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["input"] == "transaction.v2" and first["production_before"] == 1
+    (candidate,) = first["candidates"]
+    assert candidate["outcome"] == "held" and first["production_after"] == 1
+    decision = registry.promotion_history(connect(db), candidate["version"])[-1]
+    assert "cannot score keyed data" in decision.comparison["reason"]
+    assert "card_precision_top_k" in candidate["test"]
+    assert main(["models", "promote", str(candidate["version"]), "--db", db]) == 0
+    capsys.readouterr()
+    # keyed production: the gate scores it on the same protocol test set
+    assert main(["retrain", "--csv", str(keyed_csv), "--family", "xgboost", "--db", db,
+                 "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "delay (left out)  2018-05-17 .. 2018-05-23" in out
+    assert f"production: v{candidate['version']}" in out or "(was v" in out
+    history = registry.promotion_history(connect(db), candidate["version"] + 1)
+    assert history[-1].previous_version == candidate["version"]
+    assert "candidate" in history[-1].comparison and "production" in history[-1].comparison

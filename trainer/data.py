@@ -14,13 +14,16 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from schemas.errors import FraudstreamError
 from schemas.features import RAW_FEATURES
 from schemas.keyed import LAYOUT_KEYED, detect_layout
-from trainer.keyed_data import KeyedDataset, parse_keyed
+
+if TYPE_CHECKING:
+    from trainer.keyed_data import KeyedDataset
 
 TUTORIAL_CSV_URL = "https://storage.googleapis.com/download.tensorflow.org/data/creditcard.csv"
 
@@ -71,6 +74,8 @@ def load_data(source: str) -> Dataset | KeyedDataset:
     header = data[:data.find(b"\n") if b"\n" in data else len(data)]
     names = header.decode("utf-8-sig", "replace").strip().split(",")
     if detect_layout(names, source) == LAYOUT_KEYED:
+        from trainer.keyed_data import parse_keyed
+
         return parse_keyed(data, source)
     return _parse_ulb(data, source)
 
@@ -82,13 +87,15 @@ def load_csv(source: str) -> Dataset:
     file, missing columns, non-numeric or non-finite values, labels other than 0/1, or one class.
     """
     dataset = load_data(source)
-    if isinstance(dataset, KeyedDataset):
+    if not isinstance(dataset, Dataset):
         raise FraudstreamError(f"{source} is a keyed CSV (TRANSACTION_ID, TX_DATETIME, ...): "
                                "this needs the ULB layout (Time, V1..V28, Amount, Class)")
     return dataset
 
 
-def _parse_ulb(data: bytes, source: str) -> Dataset:
+def read_frame(data: bytes, source: str) -> Any:
+    """The CSV's rows as a DataFrame of text (header names stripped); FraudstreamError when it
+    is unreadable or has no row."""
     import pandas as pd
 
     try:
@@ -99,17 +106,27 @@ def _parse_ulb(data: bytes, source: str) -> Dataset:
     detect_layout(frame.columns, source)  # a header line the quick look could not split
     if frame.empty:
         raise FraudstreamError(f"{source} has a header but no rows")
-    numeric = {}
-    for column in ("Time", *RAW_FEATURES, "Class"):
-        values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-        bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
-        if bad.any():
-            line = int(np.argmax(bad)) + 2  # header is line 1
-            raise FraudstreamError(
-                f"{source}: column {column} has {int(bad.sum())} non-numeric or non-finite "
-                f"value(s), first on line {line}: {frame[column].iloc[line - 2]!r}"
-            )
-        numeric[column] = values.to_numpy(dtype=np.float64)
+    return frame
+
+
+def numeric_column(frame: Any, column: str, source: str) -> np.ndarray:
+    """``(n,)`` float64 of a text column; FraudstreamError naming the first bad line."""
+    import pandas as pd
+
+    values = pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        line = int(np.argmax(bad)) + 2  # header is line 1
+        raise FraudstreamError(
+            f"{source}: column {column} has {int(bad.sum())} non-numeric or non-finite "
+            f"value(s), first on line {line}: {frame[column].iloc[line - 2]!r}")
+    return values
+
+
+def _parse_ulb(data: bytes, source: str) -> Dataset:
+    frame = read_frame(data, source)
+    numeric = {column: numeric_column(frame, column, source)
+               for column in ("Time", *RAW_FEATURES, "Class")}
     if (numeric["Amount"] < 0).any():
         line = int(np.argmax(numeric["Amount"] < 0)) + 2
         raise FraudstreamError(f"{source}: negative Amount on line {line}")

@@ -9,7 +9,6 @@ event's id rules (1..128 printable characters).
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from schemas.behaviour import History, known_after_delay
 from schemas.errors import FraudstreamError
 from schemas.events import MAX_ID_LENGTH
 from schemas.keyed import KEYED_CSV_COLUMNS, SCENARIO_COLUMN
+from trainer.data import numeric_column, read_frame
 
 
 @dataclass(frozen=True)
@@ -69,30 +69,11 @@ def _ids(frame: Any, column: str, source: str) -> np.ndarray:
     return values.to_numpy(dtype=object)
 
 
-def _numbers(frame: Any, column: str, source: str) -> np.ndarray:
-    import pandas as pd
-
-    values = pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        line = int(np.argmax(bad)) + 2
-        raise FraudstreamError(f"{source}: column {column} has {int(bad.sum())} non-numeric or "
-                               f"non-finite value(s), first on line {line}: "
-                               f"{frame[column].iloc[line - 2]!r}")
-    return values
-
-
 def parse_keyed(data: bytes, source: str) -> KeyedDataset:
     """Validate and sort a keyed CSV's bytes (header already known to be keyed)."""
     import pandas as pd
 
-    try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise FraudstreamError(f"{source} is not a readable CSV: {exc}") from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if frame.empty:
-        raise FraudstreamError(f"{source} has a header but no rows")
+    frame = read_frame(data, source)
     stamps = pd.to_datetime(frame["TX_DATETIME"].str.strip(), errors="coerce", utc=True,
                             format="ISO8601")
     if stamps.isna().any():
@@ -100,16 +81,16 @@ def parse_keyed(data: bytes, source: str) -> KeyedDataset:
         raise FraudstreamError(f"{source}: TX_DATETIME on line {line} is not an ISO 8601 time: "
                                f"{frame['TX_DATETIME'].iloc[line - 2]!r}")
     time_us = stamps.dt.tz_convert(None).to_numpy().astype("datetime64[us]").astype(np.int64)
-    amount = _numbers(frame, "TX_AMOUNT", source)
+    amount = numeric_column(frame, "TX_AMOUNT", source)
     if (amount < 0).any():
         raise FraudstreamError(f"{source}: negative TX_AMOUNT on line "
                                f"{int(np.argmax(amount < 0)) + 2}")
-    labels = _numbers(frame, "TX_FRAUD", source)
+    labels = numeric_column(frame, "TX_FRAUD", source)
     if not np.isin(labels, (0.0, 1.0)).all():
         line = int(np.argmax(~np.isin(labels, (0.0, 1.0)))) + 2
         raise FraudstreamError(f"{source}: TX_FRAUD must be 0 or 1, line {line} has "
                                f"{labels[line - 2]}")
-    scenario = _numbers(frame, SCENARIO_COLUMN, source).astype(np.int8) \
+    scenario = numeric_column(frame, SCENARIO_COLUMN, source).astype(np.int8) \
         if SCENARIO_COLUMN in frame.columns else None
     ids = {c: _ids(frame, c, source) for c in KEYED_CSV_COLUMNS if c.endswith("_ID")}
     repeated = pd.Series(ids["TRANSACTION_ID"]).duplicated().to_numpy()

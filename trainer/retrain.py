@@ -71,6 +71,7 @@ class RetrainOptions:
     rule: GateRule = field(default_factory=GateRule)
     db: str | None = None
     home: Path | None = None
+    keyed: Any = None  # trainer.keyed_pipeline.KeyedOptions for a keyed --csv (None: defaults)
 
     def check(self) -> None:
         """FraudstreamError for contradictory or out-of-range settings (before any work)."""
@@ -163,12 +164,13 @@ def stream_data(engine: Any, opts: RetrainOptions) -> tuple[oot.Assembled, dict[
     return assembled, provenance
 
 
-def csv_data(opts: RetrainOptions) -> tuple[oot.Assembled, dict[str, Any]]:
-    """The labelled training set from ``opts.csv`` (every row labelled by ``Class``)."""
+def csv_data(opts: RetrainOptions, data: Any = None) -> tuple[oot.Assembled, dict[str, Any]]:
+    """The labelled training set from ``opts.csv`` (every row labelled by ``Class``; ``data``:
+    the file already loaded)."""
     from trainer.data import load_csv
 
     assert opts.csv is not None
-    data = load_csv(opts.csv)
+    data = data if data is not None else load_csv(opts.csv)
     since_s, until_s = _bounds(data.time, opts)
     keep = np.flatnonzero(oot.window_mask(data.time, since_s, until_s))
     if not len(keep):
@@ -245,16 +247,41 @@ def gate_round(
     origins are ``provenance``; promote the winner with ``promote="auto"``; record every
     decision (a held verdict says why). Returns (outcome, verdict) by version."""
     from scorer import load_model
-    from store import registry
 
     test = tsplit.info["test"]
     window = (event_time(test.first_time_s), event_time(test.last_time_s))
-    y_test = tsplit.splits.y_test
-    slice_info = {"split": "test", **test.to_dict()}
+    slice_ = TestSlice(tsplit.splits.y_test, window, {"split": "test", **test.to_dict()})
+    if before is None:  # the first registered model became production on registration
+        return decide(engine, records, runs, slice_, None, opts)
+    prod = load_model(engine, before.version, home=home)
+    return decide(engine, records, runs, slice_,
+                  (before.version, prod.threshold, prod.score_raw(tsplit.splits.test_raw)), opts)
+
+
+@dataclass(frozen=True)
+class TestSlice:
+    """The slice the gate compares on: labels ``(n,)``, event-time window, and its description."""
+
+    y: np.ndarray
+    window: tuple[datetime, datetime]
+    info: dict[str, Any]
+
+
+def decide(engine: Any, records: list[Any], runs: list[Any], slice_: TestSlice,
+           production: tuple[int, float, np.ndarray] | None,
+           opts: RetrainOptions) -> tuple[dict[int, str], dict[int, Verdict]]:
+    """The gate's decisions on ``slice_``: each candidate (``records``, fitted ``runs`` with
+    their test scores) against ``production`` = (version, threshold, its scores on the slice);
+    None: the first candidate became production on registration (recorded as such) and the
+    others are judged against it. Promotes the winner with ``promote="auto"``; records every
+    decision. Returns (outcome, verdict) by version."""
+    from store import registry
+
+    y_test, window, slice_info = slice_.y, slice_.window, slice_.info
     rule = opts.rule.describe()
     outcomes: dict[int, str] = {}
     verdicts: dict[int, Verdict] = {}
-    if before is None:  # the first registered model became production on registration
+    if production is None:
         first = records[0]
         registry.record_decision(
             engine,
@@ -270,12 +297,10 @@ def gate_round(
             },
         )
         outcomes[first.version] = "promoted"
-        prod_version, p_prod, prod_threshold = first.version, runs[0].p_test, runs[0].threshold
+        prod_version, prod_threshold, p_prod = first.version, runs[0].threshold, runs[0].p_test
         challengers = list(zip(records[1:], runs[1:], strict=True))
     else:
-        prod = load_model(engine, before.version, home=home)
-        prod_version, prod_threshold = before.version, prod.threshold
-        p_prod = prod.score_raw(tsplit.splits.test_raw)
+        prod_version, prod_threshold, p_prod = production
         challengers = list(zip(records, runs, strict=True))
     judged = [
         judge(
@@ -331,12 +356,18 @@ def retrain(opts: RetrainOptions) -> dict[str, Any]:
     candidate's version, test figures and gate outcome, and production before and after."""
     from store import db as store_db
     from store.settings import home as resolve_home
+    from trainer.data import Dataset, load_data
     from trainer.pipeline import register_run, train_one
 
     opts.check()
     home = resolve_home(opts.home)
     engine = store_db.connect(opts.db)
-    assembled, provenance = csv_data(opts) if opts.csv else stream_data(engine, opts)
+    loaded = load_data(opts.csv) if opts.csv else None
+    if loaded is not None and not isinstance(loaded, Dataset):  # a keyed CSV
+        from trainer.keyed_retrain import retrain_keyed
+
+        return retrain_keyed(opts, loaded, engine, home)
+    assembled, provenance = csv_data(opts, loaded) if opts.csv else stream_data(engine, opts)
     data = assembled.dataset
     tsplit = oot.out_of_time_split(
         data, val_fraction=opts.val_fraction, test_fraction=opts.test_fraction

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from trainer import keyed_cli
+
 log = logging.getLogger(__name__)
 
 CRON_EXAMPLE = (
@@ -49,7 +51,8 @@ def register(sub: Any) -> None:
         "--csv",
         metavar="PATH_OR_URL",
         help="train on a creditcard.csv-shaped file instead of the stream "
-        "(labels from Class; still split out of time by Time)",
+        "(labels from Class; still split out of time by Time), or on a keyed CSV (the "
+        "handbook's protocol and behaviour features; see the keyed-data flags)",
     )
     src.add_argument(
         "--bootstrap-servers",
@@ -162,6 +165,7 @@ def register(sub: Any) -> None:
         "--db", metavar="URL", help="SQLAlchemy URL (default: $FRAUDSTREAM_DB_URL or SQLite)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON summary object per round")
+    keyed_cli.add_flags(p)
     p.set_defaults(func=run_retrain)
 
 
@@ -195,12 +199,18 @@ def options(args: argparse.Namespace) -> Any:
         rule=GateRule(args.gate_auprc_gain, args.gate_recall_drop, args.negative_weight,
                       min_frauds=args.gate_min_frauds, confidence=args.gate_confidence),
         db=args.db,
+        keyed=keyed_cli.options(args, epochs=args.epochs, seed=args.seed,
+                                policy=args.threshold_policy),
     )
 
 
 def human(summary: dict[str, Any], maturity: str = "") -> list[str]:
     """The round's summary for people (``maturity``: the label window's description, shown
     beside the mature events of a stream round)."""
+    if summary.get("input") == "transaction.v2":
+        from trainer.keyed_retrain import human as keyed_human
+
+        return keyed_human(summary)
     t = summary["training"]
     w, labels, split = t["window"], t["labels"], t["split"]
     lines = [
