@@ -2,8 +2,9 @@
 each keyed on Kafka by its customer (card) id, so that all of a card's transactions land on one
 partition in file order (the scorer's per-card state is partitioned by it).
 
-Transaction ids are ``f"{source_tag}-{TRANSACTION_ID}"`` (the file's own ids, prefixed so that two
-files cannot collide); a row whose id would exceed 128 characters is invalid. ``TX_DATETIME`` is
+Transaction ids are the file's own ids prefixed with the source tag so that two files cannot
+collide: ``schemas.ids.derived_id(source_tag, TRANSACTION_ID)`` (``sim:42``; the sha256 of the
+file's id in place of it when the result would exceed 128 characters). ``TX_DATETIME`` is
 ISO 8601, UTC when it has no zone. ``TX_FRAUD_SCENARIO`` is never sent. Pacing, ``--skip``,
 ``--limit`` and ``--labels`` behave as for the ULB layout (:mod:`producer.replay`); a delayed
 label is due DURATION after the transaction's ``TX_DATETIME``.
@@ -24,22 +25,23 @@ import orjson
 from producer.delivery import Sender
 from producer.labels import LabelMode, LabelSchedule
 from schemas.events import ID_PATTERN, MAX_ID_LENGTH, dataset_seconds
+from schemas.ids import derived_id
 from schemas.keyed import KEYED_CSV_COLUMNS
 
 MAX_INVALID_EXAMPLES = 10
 _CHECK_EVERY = 2_000
-_plain_id = re.compile(ID_PATTERN).match
+_plain_id = re.compile(ID_PATTERN).fullmatch
 
 
 Parsed = tuple[dict[str, Any], float, bool] | str
 
 
-def keyed_event(tid: str, fields: tuple[str, ...], check_class: bool) -> Parsed:
+def keyed_event(tag: str, fields: tuple[str, ...], check_class: bool) -> Parsed:
     """(the ``transaction.v2`` event without its label, its time in dataset seconds, whether
     ``TX_FRAUD`` is 1) of one row's fields in :data:`KEYED_CSV_COLUMNS` order, or the reason
     the row is invalid (``TX_FRAUD`` is checked only with ``check_class``)."""
-    _, stamp, customer, terminal, amount_text, fraud_text = (f.strip() for f in fields)
-    for name, value in (("TRANSACTION_ID", tid), ("CUSTOMER_ID", customer),
+    source_id, stamp, customer, terminal, amount_text, fraud_text = (f.strip() for f in fields)
+    for name, value in (("TRANSACTION_ID", source_id), ("CUSTOMER_ID", customer),
                         ("TERMINAL_ID", terminal)):
         if not value or len(value) > MAX_ID_LENGTH or not _plain_id(value):
             return f"{name}: not an id (1..{MAX_ID_LENGTH} printable characters): {value[:20]!r}"
@@ -54,7 +56,8 @@ def keyed_event(tid: str, fields: tuple[str, ...], check_class: bool) -> Parsed:
         return f"TX_AMOUNT: not a number ({amount_text[:20]!r})"
     if not math.isfinite(amount) or amount < 0:
         return f"TX_AMOUNT: not a finite amount >= 0 ({amount_text[:20]!r})"
-    event: dict[str, Any] = {"schema_version": 2, "transaction_id": tid,
+    event: dict[str, Any] = {"schema_version": 2,
+                             "transaction_id": derived_id(tag, source_id),
                              "event_time": when.isoformat().replace("+00:00", "Z"),
                              "amount": amount, "customer_id": customer, "terminal_id": terminal}
     if check_class and fraud_text not in ("0", "1"):
@@ -87,7 +90,7 @@ def send_keyed_rows(reader: Any, header: list[str], sender: Sender, topic: str,
                 f"expected {ncols} fields, got {len(fields)}"
         else:
             cols = get(fields)
-            parsed = keyed_event(f"{tag}-{cols[0].strip()}", cols, mode.needs_class)
+            parsed = keyed_event(tag, cols, mode.needs_class)
         if isinstance(parsed, str):
             invalid += 1
             if len(examples) < MAX_INVALID_EXAMPLES:

@@ -40,7 +40,7 @@ def test_keyed_replay_keys_by_customer_and_sends_v2_events(kafka_bootstrap, new_
         event = json.loads(record.value)
         validator.validate(event)
         TransactionV2.model_validate_json(record.value)
-        row = rows[event["transaction_id"].removeprefix("sim-")]
+        row = rows[event["transaction_id"].removeprefix("sim:")]
         assert record.key == event["customer_id"].encode() == row[2].encode()
         assert (event["terminal_id"], event["amount"]) == (row[3], float(row[4]))
         assert "is_fraud" not in event and "TX_FRAUD_SCENARIO" not in event
@@ -52,7 +52,7 @@ def test_keyed_replay_keys_by_customer_and_sends_v2_events(kafka_bootstrap, new_
                                                    summary["frauds"])]
     assert len(labels) == summary["frauds"]
     for label in labels:  # due 7 days of data time after the transaction
-        when = datetime.fromisoformat(rows[label["transaction_id"].removeprefix("sim-")][1])
+        when = datetime.fromisoformat(rows[label["transaction_id"].removeprefix("sim:")][1])
         assert datetime.fromisoformat(label["observed_at"]) == \
             when.replace(tzinfo=UTC) + timedelta(days=7)
 
@@ -76,4 +76,4 @@ def test_keyed_replay_refuses_a_foreign_header_and_counts_bad_rows(kafka_bootstr
     assert [e["line"] for e in summary.invalid_examples] == [3, 4, 5]
     assert "TX_DATETIME" in summary.invalid_examples[0]["reason"]
     events = [json.loads(r.value) for r in consume(kafka_bootstrap, topic, 2)]
-    assert [(e["transaction_id"], e["is_fraud"]) for e in events] == [("few-1", 0), ("few-5", 1)]
+    assert [(e["transaction_id"], e["is_fraud"]) for e in events] == [("few:1", 0), ("few:5", 1)]
