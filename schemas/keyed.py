@@ -62,7 +62,9 @@ class TransactionV2(BaseModel):
 
     schema_version: Version2
     transaction_id: TransactionId
-    event_time: Annotated[datetime, Field(strict=False)]
+    event_time: Annotated[datetime, Field(strict=False, description=(
+        "when the transaction happened: timezone-aware, from 1970-01-01 to before 2100-01-01 "
+        "(UTC)"))]
     amount: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     customer_id: TransactionId
     terminal_id: TransactionId

@@ -48,7 +48,7 @@ def test_keyed_event_and_its_json_schema_agree():
 @pytest.mark.parametrize("bad", [
     {"schema_version": 1}, {"customer_id": ""}, {"terminal_id": "a\x00b"}, {"is_fraud": 2},
     {"amount": -1.0}, {"customer_id": 596}, {"features": {"bad name": 1.0}},
-    {"event_time": "not a time"},
+    {"event_time": "not a time"}, {"event_time": "2100-01-01T00:00:00Z"},
 ])
 def test_invalid_keyed_events_rejected_by_model_and_schema(bad):
     jsonschema = pytest.importorskip("jsonschema")
