@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from schemas.behaviour import model_inputs
 from schemas.keyed import INPUT_KEYED
 from trainer.gate import figures
@@ -27,7 +29,7 @@ from trainer.keyed_pipeline import (
     register_keyed,
     train_keyed_one,
 )
-from trainer.retrain import RetrainOptions, TestSlice, _production, decide
+from trainer.retrain import RetrainOptions, TestSlice, _production, decide, slice_provenance
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,9 @@ def retrain_keyed(opts: RetrainOptions, dataset: KeyedDataset, engine: Any,
         verdicts: dict[int, Any] = {}
     else:
         production = None if before is None else _production_scores(engine, before, prep, home)
-        outcomes, verdicts = decide(engine, records, runs, slice_, production, opts)
+        origins = slice_provenance(engine, opts, np.empty(0), slice_.y)  # the CSV labels
+        outcomes, verdicts = decide(engine, records, runs, slice_, production, opts, home,
+                                    origins)
     after = _production(engine)
     return {
         "source": "csv", "input": INPUT_KEYED, "training": training,

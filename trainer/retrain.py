@@ -252,10 +252,11 @@ def gate_round(
     window = (event_time(test.first_time_s), event_time(test.last_time_s))
     slice_ = TestSlice(tsplit.splits.y_test, window, {"split": "test", **test.to_dict()})
     if before is None:  # the first registered model became production on registration
-        return decide(engine, records, runs, slice_, None, opts)
+        return decide(engine, records, runs, slice_, None, opts, home, provenance)
     prod = load_model(engine, before.version, home=home)
     return decide(engine, records, runs, slice_,
-                  (before.version, prod.threshold, prod.score_raw(tsplit.splits.test_raw)), opts)
+                  (before.version, prod.threshold, prod.score_raw(tsplit.splits.test_raw)), opts,
+                  home, provenance)
 
 
 @dataclass(frozen=True)
@@ -268,13 +269,15 @@ class TestSlice:
 
 
 def decide(engine: Any, records: list[Any], runs: list[Any], slice_: TestSlice,
-           production: tuple[int, float, np.ndarray] | None,
-           opts: RetrainOptions) -> tuple[dict[int, str], dict[int, Verdict]]:
-    """The gate's decisions on ``slice_``: each candidate (``records``, fitted ``runs`` with
-    their test scores) against ``production`` = (version, threshold, its scores on the slice);
-    None: the first candidate became production on registration (recorded as such) and the
-    others are judged against it. Promotes the winner with ``promote="auto"``; records every
-    decision. Returns (outcome, verdict) by version."""
+           production: tuple[int, float, np.ndarray] | None, opts: RetrainOptions,
+           home: Path | None, provenance: Provenance | None = None,
+           ) -> tuple[dict[int, str], dict[int, Verdict]]:
+    """The gate's decisions on ``slice_`` (its labels' origins: ``provenance``): each candidate
+    (``records``, fitted ``runs`` with their test scores) against ``production`` = (version,
+    threshold, its scores on the slice); None: the first candidate became production on
+    registration (recorded as such) and the others are judged against it. Promotes the winner
+    with ``promote="auto"``; records every decision (a held verdict says why). Returns (outcome,
+    verdict) by version."""
     from store import registry
 
     y_test, window, slice_info = slice_.y, slice_.window, slice_.info
