@@ -60,6 +60,7 @@ bench: setup kafka-jars
 	$(PY) bench/bench_families.py --rows 100000
 	$(PY) bench/bench_labels.py --rows 200000
 	$(PY) bench/bench_counts.py --rows 1000000
+	$(PY) bench/bench_behaviour.py
 
 clean:
 	rm -rf $(VENV) .fraudstream .pytest_cache .ruff_cache *.egg-info
