@@ -96,8 +96,7 @@ def settle_by_chargeback(conn: Connection, transaction_ids: Iterable[str],
         label = truth.get(row.transaction_id)
         if label is None:
             continue
-        note = (f"confirmed by chargeback {label['label_id']} observed "
-                f"{label['observed_at']:%Y-%m-%d %H:%M}")
+        note = f"label {label['label_id']}, observed {label['observed_at']:%Y-%m-%d %H:%M}"
         new = {"status": "closed", "disposition": CHARGEBACK, "disposition_note": note,
                "revision": row.revision + 1}
         done = conn.execute(

@@ -96,6 +96,9 @@ def test_chargeback_settles_open_and_claimed_alerts_never_an_analysts(db_url):
                           json={"disposition": "false_positive"})
     assert refused.status_code == 409 and "confirmed by chargeback" in refused.json()["detail"]
 
+    shown = client.get("/alerts/1/tx-0001").text
+    assert "Closed as <strong>confirmed by chargeback</strong> by the system" in shown
+    assert "by None" not in shown
     page = client.get("/queue", params={"status": "closed"}).text
     assert "confirmed by chargeback" in page and "chargeback, 2013-09-01 06:00:00" in page
     engine.dispose()
