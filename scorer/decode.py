@@ -40,13 +40,23 @@ class DecodedBatch:
     events: list[dict[str, Any]] = field(default_factory=list)  # validated transaction fields
     records: list[Any] = field(default_factory=list)  # the record of each event, same order
     dead: list[DeadLetter] = field(default_factory=list)
+    #: ``(n, 30)`` float64 numeric fields (``EVENT_NUMBERS`` order) of the events, when decoding
+    #: already built them (every event took the fast path); None: built from ``events``.
+    numbers: np.ndarray | None = field(default=None, repr=False, compare=False)
     _raw: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _numbers(self) -> np.ndarray | None:
+        """:attr:`numbers` if it still describes :attr:`events` (none added since)."""
+        numbers = self.numbers
+        return numbers if numbers is not None and len(numbers) == len(self.events) else None
 
     def raw_matrix(self) -> np.ndarray:
         """``(n, 29)`` raw features of the valid events (feature-contract order); built once per
         batch (production and a shadow model share it) and again only if events were added."""
         if self._raw is None or len(self._raw) != len(self.events):
-            self._raw = raw_matrix_from_events(self.events)
+            numbers = self._numbers()
+            self._raw = (raw_matrix_from_events(self.events) if numbers is None
+                         else np.ascontiguousarray(numbers[:, 1:]))
             self._raw.flags.writeable = False  # shared: nobody may change it in place
         return self._raw
 
@@ -57,6 +67,9 @@ class DecodedBatch:
 
     def column(self, name: str) -> np.ndarray:
         """``(n,)`` float64 values of one numeric field (e.g. ``time_s``, ``amount``)."""
+        numbers = self._numbers()
+        if numbers is not None and name in EVENT_NUMBERS:
+            return numbers[:, EVENT_NUMBERS.index(name)].copy()
         return np.array([e[name] for e in self.events], dtype=np.float64)
 
 
@@ -83,7 +96,7 @@ def _plainly_valid(value: bytes | None) -> dict[str, Any] | None:
         return None
     if (type(version) is int and version == 1 and type(tid) is str and 0 < len(tid) <= MAX_ID_LENGTH
             and _plain_id(tid) and (label is None or (type(label) is int and label in (0, 1)))
-            and set(map(type, numbers)) <= _NUMBER_TYPES):
+            and _NUMBER_TYPES.issuperset(map(type, numbers))):
         return event
     return None
 
@@ -92,25 +105,34 @@ def fast_path(values: Sequence[bytes | None]) -> list[dict[str, Any] | None]:
     """The fast path alone: each value's event if the fast path accepts it, else None (left to
     the model). It must accept exactly what the model accepts, with the same field values
     (a property test, ``tests/test_fast_path.py``, holds it to that both ways)."""
+    return _fast_path(values)[0]
+
+
+def _fast_path(values: Sequence[bytes | None]
+               ) -> tuple[list[dict[str, Any] | None], np.ndarray, dict[int, int]]:
+    """:func:`fast_path`; the ``(k, 30)`` numeric fields of the values it parsed, and for each
+    accepted value's position its row there."""
     fast = [_plainly_valid(value) for value in values]
     index = [i for i, event in enumerate(fast) if event is not None]
+    numbers = np.array([_numeric(fast[i]) for i in index], dtype=np.float64).reshape(
+        len(index), len(EVENT_NUMBERS))
     if index:
-        numbers = np.array([_numeric(fast[i]) for i in index], dtype=np.float64)
         time_s = numbers[:, 0]
         bad = (~np.isfinite(numbers).all(axis=1) | (time_s < 0) | (time_s >= MAX_TIME_S)
                | (numbers[:, -1] < 0))
         for j in np.flatnonzero(bad):
             fast[index[j]] = None  # out of range: let the model give the reason
-    return fast
+    return fast, numbers, {i: j for j, i in enumerate(index) if fast[i] is not None}
 
 
 def decode_batch(records: Sequence[Any], horizon: Horizon | None = None) -> DecodedBatch:
     """Split ``records`` into valid events (in order) and dead letters. With a ``horizon``,
     an event later than its :attr:`~Horizon.latest` is a dead letter too, with that reason."""
-    fast = fast_path([r.value for r in records])
+    fast, numbers, row_of = _fast_path([r.value for r in records])
     latest_s = horizon.latest_time_s if horizon is not None else float("inf")
     batch = DecodedBatch()
-    for record, event in zip(records, fast, strict=True):
+    rows: list[int] = []  # the row in ``numbers`` of each valid event that took the fast path
+    for position, (record, event) in enumerate(zip(records, fast, strict=True)):
         result = event if event is not None else decode_one(record.value)
         if not isinstance(result, str) and result["time_s"] > latest_s and horizon is not None:
             result = horizon.refusal("time_s", event_time(result["time_s"]))
@@ -119,4 +141,8 @@ def decode_batch(records: Sequence[Any], horizon: Horizon | None = None) -> Deco
         else:
             batch.events.append(result)
             batch.records.append(record)
+            if event is not None:
+                rows.append(row_of[position])
+    if len(rows) == len(batch.events):  # every valid event parsed once: keep its numbers
+        batch.numbers = numbers[rows] if len(rows) != len(numbers) else numbers
     return batch

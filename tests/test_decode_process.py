@@ -152,6 +152,8 @@ def test_fast_path_agrees_with_the_model_on_edge_cases():
     np.testing.assert_array_equal(batch.raw_matrix(),
                                   np.array([[r[k] for k in (*(f"v{i}" for i in range(1, 29)),
                                                             "amount")] for r in valid]))
+    for name in ("time_s", "amount", "v7"):  # decoding's own matrix (dead letters left out)
+        np.testing.assert_array_equal(batch.column(name), [r[name] for r in valid])
     assert [d.reason for d in batch.dead] == [r for r in reference if isinstance(r, str)]
 
 
