@@ -212,7 +212,8 @@ def run_backend(name: str, url: str | None, tmp: Path, bootstrap: str,
         result["label"] = "half capacity" if r == "half" else f"{rate:,.0f}/s"
         print(f"  {result['label']:<14} {result['rate']:>6,}/s: p50 {result['p50_ms']:>7.1f} ms"
               f"  p95 {result['p95_ms']:>7.1f} ms  p99 {result['p99_ms']:>7.1f} ms  max "
-              f"{result['max_ms']:>7.1f} ms  ({result['decisions']:,} decisions)", flush=True)
+              f"{result['max_ms']:>7.1f} ms  ({result['decisions']:,} decisions; replay kept "
+              f"{result['replay_rate']:,.0f}/s)", flush=True)
         runs.append(result)
     engine.dispose()
     return {"db": redacted(db), "capacity_eps": round(capacity), "runs": runs}
