@@ -47,6 +47,7 @@ def run_score(args: argparse.Namespace) -> int:
     from scorer.model import load_model
     from scorer.service import ScoreConfig, Scorer
     from store.db import connect
+    from stream import require_drained
     from stream.cli import check_consumer_args, max_future_skew_s, reachable_broker, ready_topics
 
     check_consumer_args(args)
@@ -71,8 +72,9 @@ def run_score(args: argparse.Namespace) -> int:
     ready_topics(bootstrap, {args.topic: 3, args.alerts_topic: 3, args.dlq_topic: 1})
     config = ScoreConfig(bootstrap=bootstrap, topic=args.topic, group_id=args.group_id,
                          batch_size=args.batch_size, until_idle=args.until_idle,
-                         max_messages=args.max_messages, alerts_topic=args.alerts_topic,
-                         dlq_topic=args.dlq_topic, max_future_skew_s=max_future_skew_s(args))
+                         drain_wait_s=args.drain_wait, max_messages=args.max_messages,
+                         alerts_topic=args.alerts_topic, dlq_topic=args.dlq_topic,
+                         max_future_skew_s=max_future_skew_s(args))
     logging.getLogger(__name__).info("scoring %s with model %d (threshold %.4f) for group %s",
                                      args.topic, model.version, model.threshold, args.group_id)
     from functools import partial
@@ -103,5 +105,6 @@ def run_score(args: argparse.Namespace) -> int:
               f"dead-lettered {summary.dlq} in {summary.seconds:.1f}s "
               f"({summary.rate:,.0f} events/s while busy)"
               + (f"; {summary.reloads} model reload(s), now model {summary.model_version}"
-                 if summary.reloads else ""))
+                 if summary.reloads else ""), flush=True)
+    require_drained(summary.left, args.group_id, args.drain_wait)
     return 0

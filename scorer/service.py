@@ -9,7 +9,7 @@ which the label sink shares.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from scorer.reload import (
     production_version,
 )
 from scorer.sink import write_batch
-from stream import BatchEffects, ConsumerConfig, Outgoing, SqlConsumer
+from stream import BatchEffects, ConsumerConfig, Left, Outgoing, SqlConsumer
 
 if TYPE_CHECKING:
     from metrics import ScorerMetrics
@@ -39,6 +39,7 @@ class ScoreConfig:
     group_id: str = PRODUCTION_GROUP
     batch_size: int = 2000
     until_idle: float | None = None
+    drain_wait_s: float = 60.0
     max_messages: int | None = None
     alerts_topic: str = "alerts"
     dlq_topic: str = "transactions.dlq"
@@ -52,8 +53,8 @@ class ScoreConfig:
             bootstrap=self.bootstrap, topic=self.topic, group_id=self.group_id,
             dlq_topic=self.dlq_topic, client_id="fraudstream-scorer",
             batch_size=self.batch_size, until_idle=self.until_idle,
-            max_messages=self.max_messages, poll_timeout_ms=self.poll_timeout_ms,
-            retry_limit_s=self.retry_limit_s)
+            drain_wait_s=self.drain_wait_s, max_messages=self.max_messages,
+            poll_timeout_ms=self.poll_timeout_ms, retry_limit_s=self.retry_limit_s)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class ScoreSummary:
     seconds: float = 0.0
     busy_seconds: float = 0.0
     rate: float = 0.0
+    left: list[Left] = field(default_factory=list)  # --until-idle gave up with these left
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,7 +168,7 @@ class Scorer:
             reloads=self.pipeline.reloader.reloads if self.pipeline.reloader else 0,
             shadow_version=self.pipeline.shadow.version if self.pipeline.shadow else None,
             shadow_scored=s.stats["shadow_scored"], shadow_flagged=s.stats["shadow_flagged"],
-            seconds=s.seconds, busy_seconds=s.busy_seconds, rate=s.rate)
+            seconds=s.seconds, busy_seconds=s.busy_seconds, rate=s.rate, left=s.left)
 
     def request_stop(self) -> None:
         """Finish the current batch, commit, and return from :meth:`run`."""

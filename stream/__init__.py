@@ -1,6 +1,7 @@
 """The consumer skeleton shared by every part that turns a Kafka topic into SQL effects (the
 scorer, the label sink): offsets in the database, fenced commits, retries on outages, permanent
-faults isolated to the message that causes them, dead letters, graceful stop.
+faults isolated to the message that causes them, dead letters, graceful stop; ``until_idle``
+stops only once the topic is drained (:mod:`stream.drained`).
 
 A part supplies a :class:`stream.consumer.Pipeline` — a pure ``process(records)`` returning the
 batch's effects — and :class:`stream.consumer.SqlConsumer` runs it.
@@ -8,7 +9,8 @@ batch's effects — and :class:`stream.consumer.SqlConsumer` runs it.
 
 from stream.consumer import BatchEffects, ConsumerConfig, ConsumerSummary, Pipeline, SqlConsumer
 from stream.deadletters import DeadLetter, Outgoing
+from stream.drained import Left, NotDrained, require_drained
 from stream.offsets import BatchSuperseded
 
 __all__ = ["BatchEffects", "BatchSuperseded", "ConsumerConfig", "ConsumerSummary", "DeadLetter",
-           "Outgoing", "Pipeline", "SqlConsumer"]
+           "Left", "NotDrained", "Outgoing", "Pipeline", "SqlConsumer", "require_drained"]

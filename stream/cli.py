@@ -23,7 +23,12 @@ def add_consumer_args(parser: argparse.ArgumentParser, *, topic: str, what: str,
     parser.add_argument("--batch-size", type=int, default=batch_size,
                         help="max events per micro-batch")
     parser.add_argument("--until-idle", type=float, metavar="SECONDS",
-                        help="exit after this many seconds without new events")
+                        help="exit once drained: after this many seconds without new events, "
+                             "when every partition of the topic is committed up to its end")
+    parser.add_argument("--drain-wait", type=float, default=60.0, metavar="SECONDS",
+                        help="with --until-idle: how long to wait for events left on partitions "
+                             "other members hold (a killed member keeps them until its 45 s "
+                             "session expires) before giving up with exit status 3")
     parser.add_argument("--max-messages", type=int, help="exit after consuming this many events")
     parser.add_argument("--dlq-topic", default=dlq_topic,
                         help="dead-letter topic for malformed events (reason in a header)")
@@ -48,6 +53,8 @@ def check_consumer_args(args: argparse.Namespace) -> None:
         raise FraudstreamError("--max-messages must be >= 1")
     if args.until_idle is not None and args.until_idle <= 0:
         raise FraudstreamError("--until-idle must be > 0")
+    if args.drain_wait < 0:
+        raise FraudstreamError("--drain-wait must be >= 0")
     max_future_skew_s(args)
 
 

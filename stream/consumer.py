@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 import stream.offsets as offsets
 from schemas.errors import FraudstreamError
 from stream.deadletters import DeadLetter, Outgoing, dead_letter_message
+from stream.drained import DrainWatch, Left
 from stream.faults import is_transient, one_line
 
 if TYPE_CHECKING:
@@ -73,7 +73,8 @@ class ConsumerConfig:
     dlq_topic: str
     client_id: str = "fraudstream"
     batch_size: int = 2000
-    until_idle: float | None = None  # exit after this many seconds without events
+    until_idle: float | None = None  # exit once drained after this many seconds without events
+    drain_wait_s: float = 60.0  # idle with events left that nothing moves: give up after this
     max_messages: int | None = None  # exit after consuming this many
     poll_timeout_ms: int = 500
     retry_limit_s: float = 300.0  # give up on an unreachable DB/broker after this long
@@ -87,6 +88,7 @@ class ConsumerSummary:
     conflicts: int = 0  # batches dropped because another member committed first
     superseded: int = 0  # batches dropped because their write was fenced (BatchSuperseded)
     topic_resets: int = 0  # partitions re-read from the start after a topic was recreated
+    left: list[Left] = field(default_factory=list)  # until_idle gave up with these events left
     stats: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     busy_seconds: float = 0.0
@@ -128,6 +130,7 @@ class SqlConsumer:
         self.summary = ConsumerSummary()
         self.joined_at: float | None = None  # first assignment
         self._faults = 0  # transient faults retried so far (a failed poll is not idleness)
+        self._drain = DrainWatch(config.drain_wait_s)
         self._stop = False
         # Reconnect within a second or two of a broker coming back (kafka-python's default
         # backoff grows to 30 s, and the idle clock runs again as soon as the group is stable).
@@ -168,13 +171,18 @@ class SqlConsumer:
                     quiet_since = quiet_since or now
                     idle = self.config.until_idle
                     if idle is not None and now - quiet_since >= idle:
-                        break
+                        left = self._drain.check(self.consumer, self.engine, self.config.group_id,
+                                                 self.config.topic, self._topic_id, now)
+                        if left is not None:  # drained ([]), or gave up with events left
+                            self.summary.left = left
+                            break
                     continue
                 first_record = first_record or now
                 before_batch = getattr(self.pipeline, "before_batch", None)
                 if before_batch is not None:  # a batch boundary: e.g. the scorer's hot reload
                     before_batch()
                 self._handle(records)
+                self._drain.reset()
                 last_activity = quiet_since = time.monotonic()
                 if self.metrics is not None:
                     self.metrics.batch_done(last_activity - polled_at)
@@ -316,7 +324,7 @@ class SqlConsumer:
             self.resync(list(self.consumer.assignment()))
             return False
         self.stored.update(next_offsets)
-        self._commit_to_kafka(next_offsets)
+        offsets.commit_to_kafka(self.consumer, next_offsets)
         return True
 
     def resync(self, partitions: Sequence[TopicPartition]) -> None:
@@ -352,15 +360,6 @@ class SqlConsumer:
             found = self.consumer._client.cluster.topic_id(topic)  # noqa: SLF001
             self.topic_ids[topic] = str(found) if found else None
         return self.topic_ids[topic]
-
-    def _commit_to_kafka(self, next_offsets: Mapping[offsets.TP, int]) -> None:
-        """Best-effort offset commit to Kafka for lag monitoring (the DB is authoritative)."""
-        committed = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
-                     for (t, p), o in next_offsets.items()}
-        try:
-            self.consumer.commit_async(committed)
-        except Exception as exc:  # noqa: BLE001 - monitoring only
-            log.debug("kafka offset commit skipped: %s", exc)
 
     def _retry(self, what: str, action: Callable[[], T]) -> T:
         """Run ``action``; retry transient faults with backoff; raise :class:`PermanentFault`

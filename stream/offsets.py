@@ -8,13 +8,17 @@ member committed first, e.g. a zombie after a rebalance) and the caller rolls ba
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
 from store.tables import consumer_offsets
+
+log = logging.getLogger(__name__)
 
 #: (topic, partition)
 TP = tuple[str, int]
@@ -47,6 +51,19 @@ def load(engine: Engine, group_id: str, partitions: Iterable[TP]) -> dict[TP, St
         rows = conn.execute(select(c.topic, c.partition, c.next_offset, c.topic_id)
                             .where(c.group_id == group_id)).all()
     return {(t, p): Stored(int(o), i) for t, p, o, i in rows if (t, p) in wanted}
+
+
+def commit_to_kafka(consumer: Any, next_offsets: Mapping[TP, int]) -> None:
+    """Best-effort offset commit to Kafka for lag monitoring (the database is authoritative)."""
+    from kafka import TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    committed = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                 for (t, p), o in next_offsets.items()}
+    try:
+        consumer.commit_async(committed)
+    except Exception as exc:  # noqa: BLE001 - monitoring only
+        log.debug("kafka offset commit skipped: %s", exc)
 
 
 def advance(conn: Connection, group_id: str, expected: Mapping[TP, int | None],
