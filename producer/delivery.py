@@ -20,11 +20,13 @@ class Sender:
     here raises a Kafka error.
     """
 
-    def __init__(self, producer: Any, delivery_timeout_s: float) -> None:
+    def __init__(self, producer: Any, delivery_timeout_s: float,
+                 headers: list[tuple[str, bytes]] | None = None) -> None:
         from kafka.errors import KafkaError
 
         self._kafka_error = KafkaError  # (imported once: send() is on the hot path)
         self.producer = producer
+        self.headers = headers  # on every event (schemas.provenance: the data's provenance)
         self.delivery_timeout_s = delivery_timeout_s
         self.clean = True  # False once finish() gave up on unresolved futures
         self.pending: collections.deque[tuple[Any, int, bool]] = collections.deque()
@@ -48,7 +50,8 @@ class Sender:
             self._fail(row, label, None)
             return
         try:
-            self.pending.append((self.producer.send(topic, value=value, key=key), row, label))
+            self.pending.append((self.producer.send(topic, value=value, key=key,
+                                                    headers=self.headers), row, label))
         except self._kafka_error as exc:
             self.stopped = True
             self._fail(row, label, exc)

@@ -11,6 +11,9 @@ directories and ``.csv``/``.gz`` suffixes, lower-cased, with characters other th
 again therefore yields the same ids, which consumers de-duplicate on. ``--skip``/``--limit``
 count data rows (blank and invalid ones included), so they do not shift ids.
 
+A synthetic stand-in's events (and labels) carry the ``fraudstream.data: synthetic`` header
+(:mod:`schemas.provenance`), so models retrained from the stream know their data.
+
 ``--labels`` (see :mod:`producer.labels`) chooses how the truth travels: ``inline`` (``is_fraud``
 in each event), ``none``, or ``delayed:DURATION`` (a ``label.v1`` event per fraud row on the
 labels topic, DURATION of dataset time after its transaction; labels still pending when the file
@@ -47,6 +50,7 @@ from schemas.durations import parse_duration
 from schemas.errors import FraudstreamError
 from schemas.features import CSV_COLUMNS, EVENT_FEATURES, EVENT_NUMBERS
 from schemas.keyed import LAYOUT_KEYED, detect_layout
+from schemas.provenance import headers_for, is_synthetic
 
 __all__ = ["ReplaySummary", "parse_duration", "replay", "source_tag", "transaction_id"]
 
@@ -296,7 +300,7 @@ def replay(csv: str, *, bootstrap: str, topic: str = "transactions", partitions:
                                    "keyed CSV")
         wanted = {labels_topic: 3, topic: partitions} if mode.delayed else {topic: partitions}
         producer, counts = _connect(bootstrap, wanted, delivery_timeout_s)
-        sender = Sender(producer, delivery_timeout_s)
+        sender = Sender(producer, delivery_timeout_s, headers_for(is_synthetic(csv)))
         try:
             send = send_keyed_rows if keyed else partial(_send_rows, shift=shifts)
             stats = send(reader, header, sender, topic, labels_topic, source_tag(csv),

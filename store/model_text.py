@@ -138,6 +138,9 @@ def promotion_lines(record: Any, promotion: Any) -> list[str]:
     """What ``models show`` says of the training data and the latest promotion decision."""
     lines = []
     training = record.training or {}
+    if training.get("synthetic"):
+        lines.append("data: SYNTHETIC (a `fraudstream synth` stand-in): its figures say nothing "
+                     "about real fraud")
     if training.get("input") == "transaction.v2":
         periods = training.get("protocol") or {}
         span = {name: f"{p['first_day']} .. {p['last_day']}" for name, p in periods.items()}

@@ -136,6 +136,8 @@ def test_retrain_from_the_stream_records_window_labels_and_gate(
     assert training["rows"] == 6000 - expected["left_out"] == len(y_used)
     assert training["frauds"] == int(y_used.sum())
     assert training["source"] == "stream" and training["topic"] == topic
+    # The replayed file was a synthetic stand-in: its events said so, and so does every model.
+    assert training["synthetic"] is True and training["synthetic_events"] == 6000
     assert training["as_of"] == clock.isoformat()
     assert training["window"]["first_event"] == event_time(float(data.time.min())).isoformat()
     assert training["window"]["last_event"] == event_time(newest).isoformat()
@@ -171,6 +173,8 @@ def test_retrain_from_the_stream_records_window_labels_and_gate(
         if comparison["status"] == "held":
             assert c["outcome"] == "held" and "labels in dispute" in comparison["reason"]
         assert comparison["auprc_gain_interval"]["resamples"] == 1000
+        report = (home / "reports" / f"v{c['version']}" / "index.html").read_text()
+        assert '<span class="synthetic">SYNTHETIC</span>' in report
     assert registry.get(engine, "production").version == 1
 
     # The gate saw production's true figures on that same most recent slice.

@@ -197,7 +197,8 @@ def test_fit_rejects_missing_columns_and_file(tmp_path) -> None:
 def test_synthetic_files_are_marked_and_copies_are_unknown(tmp_path) -> None:
     import shutil
 
-    from trainer.synth import is_synthetic, write_csv
+    from schemas.provenance import is_synthetic
+    from trainer.synth import write_csv
 
     path = write_csv(tmp_path / "s.csv", 50, seed=1)
     assert is_synthetic(str(path)) is True

@@ -155,10 +155,12 @@ def register_run(engine: Any, run: TrainedRun, dataset: Any, *, home: Path,
     provenance and ``manifest_extra`` in the manifest) and render the HTML report of
     ``report_runs`` (default: ``run`` alone; ``notes``: extra summary lines) under
     ``reports/v<version>/`` (``retrained``: a candidate of a ``retrain`` round, which the report
-    explains in retrain's terms). Returns (the :class:`store.registry.ModelRecord`, report path)."""
+    explains in retrain's terms). The report's synthetic-or-real line comes from ``training``
+    (``synthetic``: carried through the stream for a retrained model), else from the file's
+    marker. Returns (the :class:`store.registry.ModelRecord`, report path)."""
+    from schemas.provenance import is_synthetic
     from store import registry
     from trainer.report import DataInfo, RunReport, render_report
-    from trainer.synth import is_synthetic
 
     with tempfile.TemporaryDirectory(dir=home) as staging:
         save_artifacts(run, Path(staging))
@@ -177,7 +179,8 @@ def register_run(engine: Any, run: TrainedRun, dataset: Any, *, home: Path,
         version=record.version,
         data=DataInfo(source=dataset.source, rows=len(dataset.y), frauds=int(dataset.y.sum()),
                       time_span_s=float(dataset.time.max() - dataset.time.min()),
-                      synthetic=is_synthetic(dataset.source), sha256=dataset.sha256),
+                      synthetic=(training or {}).get("synthetic", is_synthetic(dataset.source)),
+                      sha256=dataset.sha256),
         retrained=retrained,
         notes=notes)
     return record, report
@@ -195,6 +198,7 @@ def train(csv: str, *, strategy: str = "weighted", compare: bool = False, epochs
     Returns the ``--json`` summary: version, threshold, metrics (val/test at the chosen
     threshold and at 0.5), report path, and the other runs' test metrics when comparing.
     """
+    from schemas.provenance import is_synthetic
     from store import db as store_db
     from store.settings import home as resolve_home
 
@@ -222,7 +226,7 @@ def train(csv: str, *, strategy: str = "weighted", compare: bool = False, epochs
             for s in strategies]
     main = runs[0]
     training = {"source": "csv", "csv": csv, "split": "stratified", "rows": len(dataset.y),
-                "frauds": int(dataset.y.sum())}
+                "frauds": int(dataset.y.sum()), "synthetic": is_synthetic(csv)}
     record, report = register_run(engine, main, dataset, home=home, epochs=epochs,
                                   report_runs=runs, training=training)
     summary: dict[str, Any] = {

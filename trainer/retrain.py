@@ -119,6 +119,7 @@ def _aware(when: datetime) -> datetime:
 def stream_data(engine: Any, opts: RetrainOptions) -> tuple[oot.Assembled, dict[str, Any]]:
     """The labelled training set from the transactions topic ⋈ the label store, and its
     provenance (window, clock, maturity, dead letters)."""
+    from schemas.provenance import synthetic_share
     from scorer import decode_batch
     from store.counts import maturity_cutoff, stream_clock
     from store.truth import truth_of
@@ -151,9 +152,13 @@ def stream_data(engine: Any, opts: RetrainOptions) -> tuple[oot.Assembled, dict[
         dataset_seconds(cutoff),
         source=f"stream:{opts.topic}",
     )
+    synthetic, marked = synthetic_share(
+        [r for r, k in zip(batch.records, keep, strict=True) if k])
     provenance = {
         "source": "stream",
         "topic": opts.topic,
+        "synthetic": synthetic,  # the events' fraudstream.data header (schemas.provenance)
+        "synthetic_events": marked,
         "records_read": len(records),
         "dead_lettered": len(batch.dead),
         "as_of": as_of.isoformat(),
@@ -167,6 +172,7 @@ def stream_data(engine: Any, opts: RetrainOptions) -> tuple[oot.Assembled, dict[
 def csv_data(opts: RetrainOptions, data: Any = None) -> tuple[oot.Assembled, dict[str, Any]]:
     """The labelled training set from ``opts.csv`` (every row labelled by ``Class``; ``data``:
     the file already loaded)."""
+    from schemas.provenance import is_synthetic
     from trainer.data import load_csv
 
     assert opts.csv is not None
@@ -183,6 +189,7 @@ def csv_data(opts: RetrainOptions, data: Any = None) -> tuple[oot.Assembled, dic
     return assembled, {
         "source": "csv",
         "csv": opts.csv,
+        "synthetic": is_synthetic(opts.csv),
         "csv_sha256": data.sha256,
         **_window_dict(since_s, until_s, data.time[keep]),
     }

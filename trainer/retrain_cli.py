@@ -216,7 +216,7 @@ def human(summary: dict[str, Any], maturity: str = "") -> list[str]:
     lines = [
         f"retrained from {summary['source']} ({t.get('topic') or t.get('csv')}), events "
         f"{w['first_event'][:19]} .. {w['last_event'][:19]}: {t['rows']:,} rows, "
-        f"{t['frauds']:,} frauds",
+        f"{t['frauds']:,} frauds" + (" (SYNTHETIC data)" if t.get("synthetic") else ""),
         f"  mature events: {labels['fraud']:,} labelled fraud, {labels['genuine']:,} labelled "
         f"genuine, {labels['matured']:,} unlabelled (genuine); {labels['left_out']:,} too recent "
         "(left out, labelled or not)"

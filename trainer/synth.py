@@ -24,6 +24,7 @@ import numpy as np
 
 from schemas.errors import FraudstreamError
 from schemas.features import CSV_COLUMNS, V_COLUMNS
+from schemas.provenance import marker
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -151,16 +152,3 @@ def write_csv(path: Path, rows: int, *, fraud_rate: float = DEFAULT_FRAUD_RATE,
     np.savetxt(path, frame.to_numpy(dtype=float), fmt=fmt, delimiter=",",
                header=",".join(CSV_COLUMNS), comments="")
     return path
-
-
-def marker(csv: str | Path) -> Path:
-    """The sidecar file that marks ``csv`` as a synthetic stand-in (``<csv>.synthetic.json``)."""
-    return Path(f"{csv}.synthetic.json")
-
-
-def is_synthetic(csv: str) -> bool | None:
-    """True for a file written by :func:`write_csv` (its marker sits next to it), None when
-    unknown (a URL, or a file without marker: real data, or a copy that lost its marker)."""
-    if "://" in csv:
-        return None
-    return True if marker(csv).is_file() else None
