@@ -94,6 +94,8 @@ while :; do
   sleep 5
 done
 
+step "which rows trained the model, which were replayed (split by time: never graded on training rows)"
+"${DC[@]}" logs --no-log-prefix trainer | grep -A2 '^split ' || true
 step "producer"
 "${DC[@]}" logs --no-log-prefix producer | tail -n 5
 step "counts (per model version; labels that arrived through the label sink)"
@@ -129,6 +131,11 @@ rules), the fraud-ops desk on http://127.0.0.1:${DESK_PORT:-8080}/ (a login firs
 fraudstream desk user add NAME --role analyst`), and the fraudstream CLI in a scorer container
 (counts --by day, alerts list, alerts show ID).
 EOF
+fi
+if "${DC[@]}" logs --no-log-prefix trainer 2>/dev/null | grep -q '(SYNTHETIC data)'; then
+  echo
+  echo "NOTE: every figure above comes from SYNTHETIC data (a \`fraudstream synth\` stand-in for"
+  echo "creditcard.csv): it shows how the system works, not how well it catches real fraud."
 fi
 cat <<EOF
 Grafana (dashboard deploy/grafana/dashboards/fraudstream.json) has no Debian package, so it runs

@@ -142,15 +142,17 @@ def test_every_subcommand_exists_and_its_flags_parse(tmp_path: Path) -> None:
     assert {"synth", "train", "replay", "score", "labels", "desk", "retrain"} <= seen
 
 
-def test_trainer_synthesises_a_missing_csv_then_trains(tmp_path: Path) -> None:
+def test_trainer_synthesises_a_missing_csv_then_splits_it_and_trains(tmp_path: Path) -> None:
     trainer = compose()["services"]["trainer"]
-    csv = tmp_path / "creditcard.csv"
-    calls = run_service(trainer, tmp_path, {"CSV": str(csv)}, models_rc=1)
-    assert commands(calls) == ["synth", "models", "train"]
-    synth, train = parse(calls[0]), parse(calls[2])
+    csv, parts = tmp_path / "creditcard.csv", tmp_path / "split"
+    calls = run_service(trainer, tmp_path, {"CSV": str(csv), "SPLIT_DIR": str(parts)},
+                        models_rc=1)
+    assert commands(calls) == ["synth", "split", "models", "train"]
+    synth, split, train = parse(calls[0]), parse(calls[1]), parse(calls[3])
     assert (synth.rows, synth.seed) == (284807, 1)
     assert csv.exists() and not Path(f"{csv}.partial").exists()  # moved into place when complete
-    assert train.csv == str(csv)
+    assert split.csv == str(csv) and split.out_dir == parts and split.train_share == 0.5
+    assert train.csv == str(parts / "train.csv")  # the earlier rows only
     assert train.epochs == int(environment(trainer)["EPOCHS"])
 
 
@@ -158,32 +160,81 @@ def test_trainer_uses_an_existing_csv_and_skips_when_a_model_is_registered(tmp_p
     trainer = compose()["services"]["trainer"]
     csv = tmp_path / "real.csv"
     csv.write_text("Time,Amount,Class\n")
-    calls = run_service(trainer, tmp_path, {"CSV": str(csv)}, models_rc=0)
-    assert commands(calls) == ["models"]
-    calls = run_service(trainer, tmp_path, {"CSV": str(csv), "RETRAIN": "1"}, models_rc=0)
-    assert commands(calls) == ["train"] and parse(calls[0]).csv == str(csv)
+    env = {"CSV": str(csv), "SPLIT_DIR": str(tmp_path / "split"), "TRAIN_SHARE": "0.7"}
+    calls = run_service(trainer, tmp_path, env, models_rc=0)
+    assert commands(calls) == ["split", "models"]  # the producer still needs the replay part
+    assert parse(calls[0]).train_share == 0.7
+    calls = run_service(trainer, tmp_path, {**env, "RETRAIN": "1"}, models_rc=0)
+    assert commands(calls) == ["split", "train"]
+    assert parse(calls[1]).csv == str(tmp_path / "split" / "train.csv")
 
 
 def test_trainer_passes_a_url_straight_through(tmp_path: Path) -> None:
     trainer = compose()["services"]["trainer"]
     url = "https://example.org/creditcard.csv"
-    calls = run_service(trainer, tmp_path, {"CSV": url}, models_rc=1)
-    assert commands(calls) == ["models", "train"] and parse(calls[1]).csv == url
+    calls = run_service(trainer, tmp_path, {"CSV": url, "SPLIT_DIR": str(tmp_path / "s")},
+                        models_rc=1)
+    assert commands(calls) == ["split", "models", "train"] and parse(calls[0]).csv == url
 
 
-def test_producer_replays_the_trainers_csv_with_optional_speedup(tmp_path: Path) -> None:
+def test_producer_replays_the_later_part_of_the_trainers_csv_with_optional_speedup(
+        tmp_path: Path) -> None:
     services = compose()["services"]
     producer, trainer = services["producer"], services["trainer"]
-    assert environment(producer)["CSV"] == environment(trainer)["CSV"]
+    split_dir = environment(trainer)["SPLIT_DIR"]
+    assert environment(producer)["SPLIT_DIR"] == split_dir
     (plain,) = run_service(producer, tmp_path, {})
     (fast,) = run_service(producer, tmp_path, {"SPEEDUP": "60"})
     args = parse(plain)
     assert args.command == "replay" and args.speedup is None and args.rate is None
-    assert args.csv == environment(trainer)["CSV"] and args.partitions == 3
+    assert args.csv == f"{split_dir}/replay.csv" and args.partitions == 3
     assert parse(fast).speedup == 60.0
-    # the default CSV lives on the `data` volume, mounted at the same path in both services
+    # the default CSV and its parts live on the `data` volume, mounted at the same path in both
     data_dir = str(Path(environment(trainer)["CSV"]).parent)
     assert volume_mounts(trainer)["data"] == volume_mounts(producer)["data"] == data_dir
+    assert Path(split_dir).parent == Path(data_dir)
+
+
+def test_the_split_the_services_run_trains_on_the_earlier_rows_and_replays_the_rest(
+        tmp_path: Path) -> None:
+    """The trainer's `fraudstream split`, run for real on a shuffled synthetic file: the model
+    trains on the earlier half by Time, the producer replays the later half, no row in both,
+    and the command says which rows went where."""
+    import random
+    import sys
+
+    from trainer.synth import write_csv
+
+    services = compose()["services"]
+    csv, parts = tmp_path / "creditcard.csv", tmp_path / "split"
+    write_csv(csv, 400, fraud_rate=0.05, seed=4)  # with its SYNTHETIC marker
+    header, *rows = csv.read_text().splitlines(keepends=True)
+    random.Random(1).shuffle(rows)
+    csv.write_text(header + "".join(rows))
+    env = {"CSV": str(csv), "SPLIT_DIR": str(parts)}
+    calls = run_service(services["trainer"], tmp_path, env, models_rc=1)
+    split_argv, train_argv = calls[0], calls[-1]
+    (replay_argv,) = run_service(services["producer"], tmp_path, env)
+    done = subprocess.run([sys.executable, "-m", "fraudstream_cli", *split_argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    trained = Path(parse(train_argv).csv).read_text().splitlines(keepends=True)
+    replayed = Path(parse(replay_argv).csv).read_text().splitlines(keepends=True)
+    assert trained[0] == replayed[0] == header
+    assert len(trained) - 1 == len(replayed) - 1 == 200
+    assert sorted(trained[1:] + replayed[1:]) == sorted(rows)  # every row once, text unchanged
+
+    def times(lines: list[str]) -> list[float]:
+        return [float(line.split(",")[0]) for line in lines[1:]]
+
+    assert times(trained) == sorted(times(trained))
+    assert max(times(trained)) <= min(times(replayed))  # nothing replayed is older
+    out = done.stdout
+    assert "400 data rows, sorted by Time (it was not)" in out and "SYNTHETIC" in out
+    assert "rows 1..200 (200 rows, event time " in out and f"{parts / 'train.csv'}" in out
+    assert "rows 201..400 (200 rows, event time " in out and f"{parts / 'replay.csv'}" in out
+    for part in ("train.csv", "replay.csv"):  # both parts stay marked synthetic
+        assert (parts / f"{part}.synthetic.json").is_file()
 
 
 def test_kafka_is_a_single_kraft_node() -> None:

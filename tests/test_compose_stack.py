@@ -22,7 +22,9 @@ from tests.compose_file import ROOT, compose_command, docker_or_skip, local_imag
 # --------------------------------------------------------------- the stack, run for real
 
 SIM_ROWS = 20_000
-SIM_SPEEDUP = "4320"  # the synthetic data spans 2 days: a ~40 s replay, so a kill lands mid-run
+#: The trainer trains on the earlier half by Time (TRAIN_SHARE 0.5); the producer replays the rest.
+REPLAYED = SIM_ROWS - SIM_ROWS // 2
+SIM_SPEEDUP = "2160"  # the replayed half spans a day: a ~40 s replay, so a kill lands mid-run
 
 
 OFFLINE_AND_STREAMED = """
@@ -36,7 +38,7 @@ from store.db import connect
 from store.tables import alerts, decisions
 from trainer.data import load_csv
 
-csv = os.environ["CSV"]
+csv = os.path.join(os.environ["SPLIT_DIR"], "replay.csv")  # what the producer replayed
 engine = connect(os.environ["FRAUDSTREAM_DB_URL"])
 model = load_model(engine, "production")
 data = load_csv(csv)
@@ -144,10 +146,11 @@ def prometheus_query(port: str, query: str) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_the_stack_replays_20000_rows_exactly_with_a_scorer_killed_mid_run() -> None:
-    """docker-compose.yml on local images: trainer, producer, 2 scorers (one docker-killed while
-    the replay runs), label sink and Prometheus; the stored counts and alerts equal an offline
-    scoring of the same file exactly, and `down -v` leaves nothing behind."""
+def test_the_stack_replays_the_later_rows_exactly_with_a_scorer_killed_mid_run() -> None:
+    """docker-compose.yml on local images: trainer (on the earlier half of the rows by Time),
+    producer (the later half), 2 scorers (one docker-killed while the replay runs), label sink
+    and Prometheus; the stored counts and alerts equal an offline scoring of the replayed rows
+    exactly, and `down -v` leaves nothing behind."""
     docker = docker_or_skip()
     started = time.monotonic()
     images = local_images()
@@ -167,7 +170,8 @@ def test_the_stack_replays_20000_rows_exactly_with_a_scorer_killed_mid_run() -> 
         "COMPOSE_BAKE": "false",
         "DOCKER_BUILDKIT": "0",
     }
-    for name in ("CSV", "LABELS", "RETRAIN", "POSTGRES_USER", "POSTGRES_DB"):
+    for name in ("CSV", "LABELS", "RETRAIN", "TRAIN_SHARE", "SPLIT_DIR", "POSTGRES_USER",
+                 "POSTGRES_DB"):
         env.pop(name, None)
     stack = Stack(docker, env)
     stack.run("build", timeout=1800)
@@ -177,7 +181,7 @@ def test_the_stack_replays_20000_rows_exactly_with_a_scorer_killed_mid_run() -> 
         # mid-run: some decisions committed, far from all (the paced replay takes ~40 s)
         wait_until(
             "the first decisions",
-            lambda: stack.sql("SELECT count(*) FROM decisions") >= SIM_ROWS // 10,
+            lambda: stack.sql("SELECT count(*) FROM decisions") >= REPLAYED // 10,
             stack,
             timeout=600,
         )
@@ -185,7 +189,7 @@ def test_the_stack_replays_20000_rows_exactly_with_a_scorer_killed_mid_run() -> 
         assert len(scorers) == 2
         subprocess.run([docker, "kill", scorers[0]], check=True, capture_output=True, timeout=60)
         at_kill = stack.sql("SELECT count(*) FROM decisions")
-        assert at_kill < SIM_ROWS, "every event was decided before the kill"
+        assert at_kill < REPLAYED, "every event was decided before the kill"
         assert stack.state("scorer") is not None
 
         wait_until(
@@ -197,7 +201,7 @@ def test_the_stack_replays_20000_rows_exactly_with_a_scorer_killed_mid_run() -> 
         assert stack.state("producer") == ("exited", 0), stack.logs("producer")
         wait_until(
             "every event decided",
-            lambda: stack.sql("SELECT count(*) FROM decisions") == SIM_ROWS,
+            lambda: stack.sql("SELECT count(*) FROM decisions") == REPLAYED,
             stack,
             timeout=600,
         )
@@ -224,7 +228,7 @@ def test_the_stack_replays_20000_rows_exactly_with_a_scorer_killed_mid_run() -> 
         result = json.loads(out.strip().splitlines()[-1])
         offline, streamed = result["offline"], result["streamed"]
         assert streamed["pending"] == 0
-        assert offline["rows"] == SIM_ROWS and offline["frauds"] > 0
+        assert offline["rows"] == REPLAYED and offline["frauds"] > 0
         assert {k: streamed[k] for k in offline if k != "alerts"} == {
             k: offline[k] for k in offline if k != "alerts"
         }
@@ -263,7 +267,7 @@ def test_the_stack_replays_20000_rows_exactly_with_a_scorer_killed_mid_run() -> 
     assert stack.leftovers() == {"container": [], "volume": [], "network": []}
     print(
         f"compose simulation: images {built - started:.0f} s, stack {finished - built:.0f} s, "
-        f"scorer killed after {at_kill} of {SIM_ROWS} decisions"
+        f"scorer killed after {at_kill} of {REPLAYED} decisions"
     )
 
 

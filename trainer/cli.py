@@ -1,4 +1,4 @@
-"""``fraudstream synth`` and ``fraudstream train``."""
+"""``fraudstream synth``, ``fraudstream split`` and ``fraudstream train``."""
 
 from __future__ import annotations
 
@@ -36,6 +36,20 @@ def register(sub: Any) -> None:
                        help="a customer uses the terminals within this distance (100x100 grid)")
     synth.set_defaults(func=run_synth)
 
+    split = sub.add_parser(
+        "split", help="cut a CSV by time into the rows that train and the rows replayed",
+        description="Write OUT_DIR/train.csv (the earliest --train-share of the rows by Time) "
+                    "and OUT_DIR/replay.csv (the rest), and say which rows went where: train on "
+                    "one, replay the other, so no model is graded on the rows it learnt from.")
+    split.add_argument("--csv", required=True, metavar="PATH_OR_URL",
+                       help="creditcard.csv-shaped data (a path, .gz, or http(s) URL)")
+    split.add_argument("--train-share", type=float, default=0.5,
+                       help="share of the rows (the earliest by Time) that train the model")
+    split.add_argument("--out-dir", type=Path, required=True,
+                       help="directory for train.csv and replay.csv (created if missing)")
+    split.add_argument("--json", action="store_true", help="print one JSON summary object")
+    split.set_defaults(func=run_split)
+
     from models import DEFAULT_FAMILY, FAMILIES
     from trainer.data import TUTORIAL_CSV_URL
     from trainer.model import STRATEGIES
@@ -67,6 +81,14 @@ def register(sub: Any) -> None:
     from trainer import retrain_cli
 
     retrain_cli.register(sub)
+
+
+def run_split(args: argparse.Namespace) -> int:
+    from trainer.split import split_file
+
+    done = split_file(args.csv, args.out_dir, args.train_share)
+    print(json.dumps(done.to_dict()) if args.json else "\n".join(done.lines()))
+    return 0
 
 
 def run_synth(args: argparse.Namespace) -> int:

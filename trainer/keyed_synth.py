@@ -136,7 +136,7 @@ def simulate(params: SimulationParams) -> dict[str, np.ndarray]:
 def write_keyed_csv(path: Path, params: SimulationParams) -> dict[str, Any]:
     """Simulate and write the keyed CSV to ``path`` (plus its synthetic marker); return a
     summary: rows, frauds, and the fraud share of each scenario."""
-    from trainer.synth import marker
+    from schemas.provenance import marker
 
     path = Path(path)
     if not path.parent.is_dir():
