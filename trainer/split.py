@@ -3,7 +3,8 @@ on and the rows that are replayed and scored.
 
 A model graded on the rows it was trained on looks better than it is. So `make demo` and the
 compose simulation train on the earlier share of the rows by ``Time`` (``train.csv``) and replay
-only the later rest (``replay.csv``), and say which rows went where. Rows keep their text exactly;
+only the later rest (``replay.csv``), and say which rows went where (by ``Time``, or ``TX_DATETIME``
+in the keyed layout). Rows keep their text exactly;
 a file not sorted by ``Time`` is sorted (stably) first; a row whose ``Time`` cannot be read stays
 next to the row before it (the replay reports it as invalid). A synthetic stand-in's marker is
 copied to both parts (:mod:`schemas.provenance`).
@@ -15,13 +16,14 @@ import csv
 import os
 import shutil
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from schemas.errors import FraudstreamError
-from schemas.events import event_time
+from schemas.events import dataset_seconds, event_time
 from schemas.provenance import is_synthetic, marker
 
 DEFAULT_TRAIN_SHARE = 0.5
@@ -83,8 +85,12 @@ def time_order(times: list[float | None]) -> tuple[np.ndarray, bool]:
     return order, bool(np.all(order == np.arange(len(order))))
 
 
-def _time(value: list[str], index: int) -> float | None:
+def _time(value: list[str], index: int, keyed: bool) -> float | None:
+    """A row's event time in dataset seconds: the ULB ``Time``, or the keyed ``TX_DATETIME``."""
     try:
+        if keyed:
+            when = datetime.fromisoformat(value[index].strip())
+            return dataset_seconds(when if when.tzinfo else when.replace(tzinfo=UTC))
         t = float(value[index])
     except (IndexError, ValueError):
         return None
@@ -112,15 +118,16 @@ def split_file(csv_path: str, out_dir: Path, share: float = DEFAULT_TRAIN_SHARE)
         header = handle.readline()
         lines = handle.readlines()
     names = [h.strip() for h in next(csv.reader([header]), [])]
-    if "Time" not in names:
-        raise FraudstreamError(f"{csv_path}: header lacks a Time column (needs Time, V1..V28, "
-                               "Amount, Class)")
+    keyed = "Time" not in names and "TX_DATETIME" in names
+    if "Time" not in names and not keyed:
+        raise FraudstreamError(f"{csv_path}: header has no event time to split by (Time of the "
+                               "ULB layout, or TX_DATETIME of the keyed layout)")
     if not lines:
         raise FraudstreamError(f"{csv_path}: no data rows to split")
     if not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    index = names.index("Time")
-    times = [_time(row, index) for row in csv.reader(lines)]
+    index = names.index("TX_DATETIME" if keyed else "Time")
+    times = [_time(row, index, keyed) for row in csv.reader(lines)]
     order, in_order = time_order(times)
     ordered = lines if in_order else [lines[i] for i in order]
     ordered_times = [times[i] for i in order]
