@@ -32,6 +32,13 @@ def register(sub: Any) -> None:
                        help="also score every batch with this model (the newest candidate, or a "
                             "version); its decisions are logged under its version, never "
                             "alerted")
+    score.add_argument("--log-features", action="store_true",
+                       help="keyed model: store the feature vector with every decision (it is "
+                            "always stored with an alert)")
+    score.add_argument("--allowed-lateness", default="1h", metavar="DURATION",
+                       help="keyed model: an event up to this much earlier than its partition's "
+                            "latest is scored as of its own time; earlier ones are dead letters "
+                            "(must be shorter than the model's terminal delay)")
     score.add_argument("--alerts-topic", default="alerts",
                        help="topic the alert.v1 events of flagged transactions are published to")
     score.add_argument("--drift-window", default="1h", metavar="DURATION",
@@ -39,6 +46,16 @@ def register(sub: Any) -> None:
                             "(fraudstream_feature_psi, fraudstream_score_psi), e.g. 1h, 30m")
     score.set_defaults(func=run_score)
     register_drift(sub)
+
+
+def parse_lateness(text: str) -> float:
+    from schemas.durations import parse_duration
+    from schemas.errors import FraudstreamError
+
+    seconds = parse_duration(text, "--allowed-lateness")
+    if seconds < 0:
+        raise FraudstreamError("--allowed-lateness must be >= 0")
+    return seconds
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -55,7 +72,7 @@ def run_score(args: argparse.Namespace) -> int:
         raise FraudstreamError("--reload-check must be >= 0 (0: no hot reload)")
     bootstrap = reachable_broker(args.bootstrap_servers)
     engine = connect(args.db)
-    model = load_model(engine, args.model_version)
+    model = load_model(engine, args.model_version, keyed=True)
     shadow = None
     if args.shadow is not None:
         from scorer.shadow import shadow_version
@@ -74,7 +91,9 @@ def run_score(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, until_idle=args.until_idle,
                          drain_wait_s=args.drain_wait, max_messages=args.max_messages,
                          alerts_topic=args.alerts_topic, dlq_topic=args.dlq_topic,
-                         max_future_skew_s=max_future_skew_s(args))
+                         max_future_skew_s=max_future_skew_s(args),
+                         log_features=args.log_features,
+                         allowed_lateness_s=parse_lateness(args.allowed_lateness))
     logging.getLogger(__name__).info("scoring %s with model %d (threshold %.4f) for group %s",
                                      args.topic, model.version, model.threshold, args.group_id)
     from functools import partial

@@ -3,6 +3,7 @@ and the batch's rows — decisions, alerts, inline labels — and alert events. 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,7 +45,10 @@ class ScoringModel:
         """The top contributing features of each row of a raw matrix ``(n, 29)``."""
         if len(raw) == 0:
             return []
-        return top_features(self.net.explain(self.contract.transform(raw)))
+        spec = getattr(self.contract, "spec", None)  # a keyed model names its own inputs
+        phi = self.net.explain(self.contract.transform(raw))
+        return top_features(phi) if spec is None else top_features(phi,
+                                                                   names=spec.input_names())
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,13 @@ class ScoredBatch:
 
 
 def score_batch(batch: DecodedBatch, model: ScoringModel,
-                now: datetime | None = None, drift: bool = False) -> ScoredBatch:
+                now: datetime | None = None, drift: bool = False,
+                raw: np.ndarray | None = None) -> ScoredBatch:
     """Score the valid events of ``batch``; flag ``score >= model.threshold``; explain the
     flagged ones only (so throughput does not pay for explaining every event). ``drift``: keep
-    the model inputs and event times for the drift window (when the model has a reference)."""
-    raw = batch.raw_matrix()
+    the model inputs and event times for the drift window (when the model has a reference).
+    ``raw``: the model inputs when they are not the v1 events' own (a keyed model's)."""
+    raw = batch.raw_matrix() if raw is None else raw
     sample = None
     if drift and model.drift is not None and len(raw):
         inputs = model.contract.transform(raw)
@@ -101,6 +107,8 @@ def score_batch(batch: DecodedBatch, model: ScoringModel,
                "source_offset": record.offset}
               for row, event, record in zip(decisions, batch.events, batch.records, strict=True)
               if event.get("is_fraud") is not None]
+    spec = getattr(model.contract, "spec", None)  # a keyed model's inputs have their own names
+    columns = _COLUMN if spec is None else {n: j for j, n in enumerate(spec.input_names())}
     rows: list[dict[str, Any]] = []
     alerts: list[AlertV1] = []
     for i, explanation in zip(flagged_at, explanations, strict=True):
@@ -113,15 +121,18 @@ def score_batch(batch: DecodedBatch, model: ScoringModel,
                         scored_at=now, top_features=explanation)
         alerts.append(alert)
         rows.append({**alert.model_dump(exclude={"schema_version", "scored_at", "top_features"}),
-                     "explanation": explanation, "feature_values": seen_values(raw[i], explanation),
+                     "explanation": explanation,
+                     "feature_values": seen_values(raw[i], explanation, columns),
                      "created_at": now})
     return ScoredBatch(scores, flagged, decisions, rows, alerts, labels, sample)
 
 
-def seen_values(raw_row: np.ndarray, explanation: list[dict[str, Any]]) -> dict[str, float]:
+def seen_values(raw_row: np.ndarray, explanation: list[dict[str, Any]],
+                columns: Mapping[str, int] = _COLUMN) -> dict[str, float]:
     """The raw values the model saw for the explained features, ``{feature: value}``, from the
-    event's raw feature row ``(29,)`` (before the feature contract's transform)."""
-    return {c["feature"]: float(raw_row[_COLUMN[c["feature"]]]) for c in explanation}
+    event's raw feature row (before the feature contract's transform; ``columns``: each
+    feature's column in it, the v1 event's by default)."""
+    return {c["feature"]: float(raw_row[columns[c["feature"]]]) for c in explanation}
 
 
 def decision_rows(batch: DecodedBatch, model: ScoringModel, scores: np.ndarray,

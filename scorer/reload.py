@@ -166,6 +166,13 @@ def production_reloader(engine: Engine, model: ScoringModel, interval: float,
     """A :class:`ModelReloader` reading this database's registry."""
     from scorer.model import load_model
 
+    def load(version: int) -> ScoringModel:
+        loaded = load_model(engine, version, keyed=model.input != "transaction.v1")
+        if loaded.input != model.input:
+            raise FraudstreamError(f"model {version} takes {loaded.input} events, this scorer "
+                                   f"scores {model.input} (start a scorer for them)")
+        return loaded
+
     return ModelReloader(model=model, interval=interval,
                          read_production=lambda: production_version(engine),
-                         load=lambda version: load_model(engine, version), on_switch=on_switch)
+                         load=load, on_switch=on_switch)

@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from schemas.errors import FraudstreamError
+from schemas.keyed import INPUT_KEYED
 from schemas.times import DEFAULT_MAX_FUTURE_SKEW_S, Horizon
 from scorer.decode import decode_batch
+from scorer.keyed import KeyedPipeline
 from scorer.process import ScoreEffects, ScoringModel, score_batch, shadow_decisions
 from scorer.reload import (
     PRODUCTION_GROUP,
@@ -47,6 +50,9 @@ class ScoreConfig:
     retry_limit_s: float = 300.0  # give up on an unreachable DB/broker after this long
     log_decisions: bool = True  # off only in the decision-log benchmark's reference run
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S  # later events are dead letters
+    log_features: bool = False  # keyed: the feature vector with every decision (alerts: always)
+    allowed_lateness_s: float = 3600.0  # keyed: how far behind its partition's clock an event
+    # may be and still be scored (as of its own time); earlier ones are dead letters
 
     def consumer(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -146,12 +152,27 @@ class Scorer:
         if config.group_id == PRODUCTION_GROUP:
             fence = ProductionFence(config.group_id, partial(production_version, engine),
                                     reloader)
-        self.pipeline = ScorePipeline(model, config.alerts_topic, config.log_decisions,
-                                      reloader, drift=metrics is not None, shadow=shadow,
-                                      max_future_skew_s=config.max_future_skew_s, fence=fence)
+        self.pipeline: ScorePipeline | KeyedPipeline
+        if model.input == INPUT_KEYED:  # behaviour features: per-card state, terminal windows
+            if shadow is not None:
+                raise FraudstreamError("a keyed model cannot have a shadow yet")
+            self.pipeline = KeyedPipeline(
+                model, engine, config.group_id, config.topic, config.alerts_topic,
+                partial(self._partitions, config.topic),
+                int(config.allowed_lateness_s * 1e6), config.log_decisions,
+                config.log_features, reloader, config.max_future_skew_s, fence)
+        else:
+            self.pipeline = ScorePipeline(model, config.alerts_topic, config.log_decisions,
+                                          reloader, drift=metrics is not None, shadow=shadow,
+                                          max_future_skew_s=config.max_future_skew_s,
+                                          fence=fence)
         self.consumer = SqlConsumer(config.consumer(), engine, self.pipeline, metrics)
         if metrics is not None:
             metrics.model_loaded(model.version, model.threshold, expected_alert_rate)
+
+    def _partitions(self, topic: str) -> list[int]:
+        """The topic's partitions, as the consumer's metadata knows them."""
+        return sorted(self.consumer.consumer.partitions_for_topic(topic) or ())
 
     @property
     def model(self) -> ScoringModel:
@@ -166,7 +187,8 @@ class Scorer:
             flagged=s.stats["flagged"], dlq=s.dlq, isolated=s.isolated, conflicts=s.conflicts,
             superseded=s.superseded, topic_resets=s.topic_resets,
             reloads=self.pipeline.reloader.reloads if self.pipeline.reloader else 0,
-            shadow_version=self.pipeline.shadow.version if self.pipeline.shadow else None,
+            shadow_version=shadow.version if (shadow := getattr(self.pipeline, "shadow", None))
+            else None,
             shadow_scored=s.stats["shadow_scored"], shadow_flagged=s.stats["shadow_flagged"],
             seconds=s.seconds, busy_seconds=s.busy_seconds, rate=s.rate, left=s.left)
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -123,6 +124,8 @@ decisions = Table(
     Column("source_partition", Integer, nullable=False),
     Column("source_offset", BigInteger, nullable=False),
     Column("scored_at", DateTime(timezone=True), nullable=False),
+    # A keyed model's inputs (0008), only with ``score --log-features``; NULL otherwise.
+    Column("features", JSON, nullable=True),
 )
 
 labels = Table(
@@ -150,6 +153,43 @@ consumer_offsets = Table(
     Column("next_offset", BigInteger, nullable=False),
     Column("topic_id", String(36), nullable=True),  # Kafka's topic id: a recreated topic differs
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Keyed scoring's state (0008), written in the batch's transaction with the offsets.
+# Per card: its transactions inside the longest window (times µs, amounts; little-endian
+# int64/float64 arrays), owned by the member that owns the card's partition.
+card_state = Table(
+    "card_state",
+    metadata,
+    Column("group_id", String(255), primary_key=True),
+    Column("customer_id", String(128), primary_key=True),
+    Column("latest_us", BigInteger, nullable=False),
+    Column("times", LargeBinary, nullable=False),
+    Column("amounts", LargeBinary, nullable=False),
+)
+
+# Every scored keyed transaction's terminal and time: the terminal windows' facts, which come
+# from every partition (read D days later, once every partition has passed that time).
+keyed_transactions = Table(
+    "keyed_transactions",
+    metadata,
+    Column("transaction_id", String(128), primary_key=True),
+    Column("terminal_id", String(128), nullable=False),
+    Column("time_us", BigInteger, nullable=False),
+    Index("ix_keyed_transactions_terminal_time", "terminal_id", "time_us"),
+)
+
+# Event-time progress per partition of a keyed consumer group: ``clock_us`` the latest event
+# time committed, ``bound_us`` a lower bound of the event time of any transaction not yet
+# committed (``clock_us`` or the first waiting event, minus the allowed lateness).
+stream_clocks = Table(
+    "stream_clocks",
+    metadata,
+    Column("group_id", String(255), primary_key=True),
+    Column("topic", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("clock_us", BigInteger, nullable=False),
+    Column("bound_us", BigInteger, nullable=False),
 )
 
 # The ops desk (0005): users (argon2 hashes), bearer tokens (sha256 of the token), audit trail.

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 #: Consumer lag is refreshed at most this often (seconds) when metrics are on.
 LAG_REFRESH_S = 5.0
+#: When a batch was deferred entirely, wait this long (seconds) before polling again.
+DEFER_PAUSE_S = 0.05
 T = TypeVar("T")
 
 
@@ -54,6 +56,9 @@ class BatchEffects:
     write: Callable[[Connection], None] | None = None
     stats: Mapping[str, int] = field(default_factory=dict)
     scores: Sequence[float] = ()  # for metrics only: the scores of this batch (scorer)
+    #: Partitions whose records from this offset on were not processed yet (they wait for the
+    #: rest of the stream, e.g. keyed scoring's event-time bound): not committed, re-read later.
+    deferred: Mapping[tuple[str, int], int] = field(default_factory=dict)
 
 
 class Pipeline(Protocol):
@@ -131,6 +136,7 @@ class SqlConsumer:
         self.joined_at: float | None = None  # first assignment
         self._faults = 0  # transient faults retried so far (a failed poll is not idleness)
         self._drain = DrainWatch(config.drain_wait_s)
+        self._deferring = False  # the last batch left records for later (not idle)
         self._stop = False
         # Reconnect within a second or two of a broker coming back (kafka-python's default
         # backoff grows to 30 s, and the idle clock runs again as soon as the group is stable).
@@ -165,7 +171,7 @@ class SqlConsumer:
                     # Idle means: a member of a stable group, its coordinator reachable, and
                     # polls that work, yet no events. Waiting for a rebalance, a failed poll or
                     # an unreachable broker restarts the idle clock instead of running it.
-                    if self._faults != faults_before or not self._in_group():
+                    if self._faults != faults_before or not self._in_group() or self._deferring:
                         quiet_since = None
                         continue
                     quiet_since = quiet_since or now
@@ -250,7 +256,13 @@ class SqlConsumer:
         messages = list(effects.publish)
         messages += [dead_letter_message(d, self.config.dlq_topic) for d in effects.dead]
         self._publish(messages)
+        deferred = effects.deferred
+        if deferred:
+            records = [r for r in records if r.offset < deferred.get((r.topic, r.partition),
+                                                                     r.offset + 1)]
+        self._deferring = bool(deferred)
         if self._commit(records, effects.write):
+            self._defer(deferred, bool(records))
             s = self.summary
             s.consumed += len(records)
             s.dlq += len(effects.dead)
@@ -276,6 +288,16 @@ class SqlConsumer:
             self.summary.isolated += 1
             if self.metrics is not None:
                 self.metrics.quarantined(record)
+
+    def _defer(self, deferred: Mapping[offsets.TP, int], progressed: bool) -> None:
+        """Seek deferred partitions back to their first unprocessed offset (re-read on a later
+        poll, after the others moved); wait :data:`DEFER_PAUSE_S` if nothing moved at all."""
+        for (topic, partition), offset in deferred.items():
+            tp = TopicPartition(topic, partition)
+            if tp in self.consumer.assignment():
+                self.consumer.seek(tp, offset)
+        if deferred and not progressed:
+            time.sleep(DEFER_PAUSE_S)
 
     # -- edges ---------------------------------------------------------------------------
     def _publish(self, messages: Sequence[Outgoing]) -> None:

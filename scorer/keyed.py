@@ -1,0 +1,199 @@
+"""Keyed scoring (``transaction.v2`` events, a model with behaviour features), on the one
+consumer skeleton: decode → plan (lateness, readiness) → read state → features → score →
+effects (decisions, alerts with their feature vectors, state, clocks: one SQL commit with the
+offsets).
+
+State (see README "Keyed scoring"): a card's windows live in ``card_state``, written for the
+cards a batch touches in the batch's transaction; the member that owns a partition owns its
+cards (events are keyed by customer id), and a restart or a moved partition reads the state as
+committed with the offsets. The terminals' delayed windows are read from ``keyed_transactions``
+(every member writes its scored transactions there) and ``labels``, only once every partition
+has committed everything up to the window's end (``stream_clocks``); an event whose window is
+not closed yet waits (its partition is deferred and re-read), so what it sees is what the
+offline implementation sees.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine
+
+from schemas.behaviour import BehaviourSpec
+from schemas.events import dataset_seconds
+from schemas.keyed import INPUT_KEYED, TransactionV2, wrong_input_reason
+from schemas.times import DEFAULT_MAX_FUTURE_SKEW_S, Horizon
+from schemas.validation import validate_event
+from scorer.decode import DecodedBatch
+from scorer.keyed_features import (
+    PartitionClock,
+    batch_inputs,
+    ready,
+    retention_us,
+    terminal_span_us,
+    updated_cards,
+)
+from scorer.keyed_store import load_cards, load_clocks, load_facts, micros, write_state
+from scorer.process import ScoredBatch, ScoreEffects, ScoringModel, score_batch
+from scorer.reload import ModelReloader, ProductionFence
+from scorer.sink import write_batch
+from stream import Outgoing
+from stream.deadletters import DeadLetter
+
+log = logging.getLogger(__name__)
+#: Default allowed lateness: an event this much earlier than its partition's clock is scored
+#: as of its own time; anything earlier is a dead letter.
+LATENESS_US = 3_600 * 1_000_000
+_NO_CLOCK = -(1 << 62)
+
+
+def decode_keyed(record: Any, horizon: Horizon) -> dict[str, Any] | str:
+    """A keyed event's fields (``time_us``: µs since the Unix epoch; ``time_s``: dataset
+    seconds), or the reason it cannot be scored by a keyed model (dated beyond ``horizon``
+    included)."""
+    result = validate_event(TransactionV2, record.value)
+    if isinstance(result, str):
+        return wrong_input_reason(record.value, INPUT_KEYED) or result
+    if result.event_time > horizon.latest:
+        return horizon.refusal("event_time", result.event_time)
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    if key != result.customer_id:
+        return (f"message key: {'missing' if key is None else repr(key[:40])}, but a keyed "
+                f"event must be keyed by its customer_id ({result.customer_id[:40]!r})")
+    return {"transaction_id": result.transaction_id, "customer_id": result.customer_id,
+            "terminal_id": result.terminal_id, "amount": result.amount,
+            "time_us": micros(result.event_time), "time_s": dataset_seconds(result.event_time),
+            "is_fraud": result.is_fraud}
+
+
+@dataclass
+class Plan:
+    """What a batch does before any state is read: the events to score now (partition order),
+    the dead letters, the partitions deferred (first offset not processed) and the clocks."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    deferred: dict[tuple[str, int], int] = field(default_factory=dict)
+    clocks: dict[int, PartitionClock] = field(default_factory=dict)
+
+
+def plan_batch(spec: BehaviourSpec, records: Sequence[Any],
+               decoded: Sequence[dict[str, Any] | str], clocks: Mapping[int, PartitionClock],
+               partitions: Sequence[int], lateness_us: int) -> Plan:
+    """Split a batch (pure): bad events and events later than the allowed lateness behind
+    their partition's clock are dead letters; an event whose terminal windows are not closed
+    yet stops its partition there (deferred); the rest is scored."""
+    plan = Plan()
+    clock = {p: c.clock_us for p, c in clocks.items()}
+    waiting: dict[int, int] = {}
+    touched: set[int] = set()
+    for record, event in zip(records, decoded, strict=True):
+        p, tp = record.partition, (record.topic, record.partition)
+        if tp in plan.deferred:
+            continue
+        touched.add(p)
+        if isinstance(event, str):
+            plan.dead.append(DeadLetter(record, event))
+            continue
+        t, now = event["time_us"], clock.get(p, _NO_CLOCK)
+        if t < now - lateness_us:
+            plan.dead.append(DeadLetter(record, (
+                f"event_time: {(now - t) / 3.6e9:.2f} h before its partition's clock, more "
+                f"than the allowed lateness ({lateness_us / 3.6e9:g} h): out of order")))
+            continue
+        if not ready(spec, t, p, clocks, partitions):
+            plan.deferred[tp] = record.offset
+            waiting[p] = t
+            continue
+        plan.events.append(event)
+        plan.records.append(record)
+        clock[p] = max(now, t)
+    for p in touched:
+        latest = clock.get(p, _NO_CLOCK)
+        bound = max(latest, waiting.get(p, _NO_CLOCK)) - lateness_us
+        if latest != _NO_CLOCK or p in waiting:
+            plan.clocks[p] = PartitionClock(latest, bound)
+    return plan
+
+
+def feature_rows(spec: BehaviourSpec, events: Sequence[Mapping[str, Any]],
+                 inputs: np.ndarray) -> dict[str, dict[str, float]]:
+    names = spec.input_names()
+    return {e["transaction_id"]: dict(zip(names, map(float, row), strict=True))
+            for e, row in zip(events, inputs, strict=True)}
+
+
+def write_keyed(conn: Connection, scored: ScoredBatch, *, log_decisions: bool,
+                fence: int | None, state: Callable[[Connection], None]) -> None:
+    write_batch(conn, scored, log_decisions=log_decisions, fence=fence)
+    state(conn)
+
+
+@dataclass
+class KeyedPipeline:
+    """The scorer's pipeline for a keyed model. ``partitions``: the topic's partitions (from
+    the consumer's metadata); ``lateness_us``: the allowed lateness."""
+
+    model: ScoringModel
+    engine: Engine
+    group_id: str
+    topic: str
+    alerts_topic: str
+    partitions: Callable[[], Sequence[int]]
+    lateness_us: int = LATENESS_US
+    log_decisions: bool = True
+    log_features: bool = False  # the feature vector with every decision, not only alerts
+    reloader: ModelReloader | None = None
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S  # events dated later: dead letters
+    fence: ProductionFence | None = None  # the production group's per-batch version fence
+
+    def before_batch(self) -> None:
+        if self.fence is not None:
+            self.model = self.fence.check(self.model)
+        elif self.reloader is not None:
+            self.model = self.reloader.check()
+
+    def process(self, records: Sequence[Any]) -> ScoreEffects:
+        spec: BehaviourSpec = self.model.contract.spec
+        horizon = Horizon.from_wall_clock(self.max_future_skew_s)
+        decoded = [decode_keyed(r, horizon) for r in records]
+        clocks = load_clocks(self.engine, self.group_id, self.topic)
+        plan = plan_batch(spec, records, decoded, clocks, self.partitions(), self.lateness_us)
+        events = plan.events
+        if plan.deferred:
+            log.debug("deferred %s (clocks %s)", plan.deferred, plan.clocks)
+        cards = load_cards(self.engine, self.group_id, [e["customer_id"] for e in events])
+        facts, known = load_facts(
+            self.engine, [e["terminal_id"] for e in events],
+            *terminal_span_us(spec, np.array([e["time_us"] for e in events] or [0])),
+            exclude={e["transaction_id"] for e in events})
+        inputs = batch_inputs(spec, events, cards, facts, known)
+        scored = score_batch(DecodedBatch(events, plan.records), self.model, raw=inputs)
+        vectors = feature_rows(spec, events, inputs)
+        for row in scored.alert_rows:  # the whole vector the model saw, not only the top five
+            row["feature_values"] = vectors[row["transaction_id"]]
+        if self.log_features:
+            for row in scored.decision_rows:
+                row["features"] = vectors[row["transaction_id"]]
+        state = partial(write_state, group_id=self.group_id, topic=self.topic,
+                        cards=updated_cards(events, cards, retention_us(spec, self.lateness_us)),
+                        facts=[{"transaction_id": e["transaction_id"],
+                                "terminal_id": e["terminal_id"], "time_us": e["time_us"]}
+                               for e in events],
+                        clocks=plan.clocks)
+        alerts = [Outgoing(self.alerts_topic, a.transaction_id.encode(),
+                           a.model_dump_json().encode()) for a in scored.alerts]
+        return ScoreEffects(
+            publish=alerts, dead=plan.dead, deferred=plan.deferred,
+            write=partial(write_keyed, scored=scored, log_decisions=self.log_decisions,
+                          fence=self.model.version if self.fence is not None else None,
+                          state=state),
+            stats={"scored": len(events), "flagged": len(scored.alerts),
+                   "deferred": len(records) - len(events) - len(plan.dead)},
+            scores=scored.scores)

@@ -1,0 +1,151 @@
+"""Keyed scoring's pure middle: which events of a batch may be scored now, their behaviour
+features (through the one implementation, :func:`schemas.behaviour.compute`) and the cards' new
+window state. No I/O: the state read from the store comes in, the state to write goes out.
+
+The features of a batch are computed over a small :class:`schemas.behaviour.History` made of
+(1) each batch card's stored transactions (its windows), (2) the stored transactions of the
+batch's terminals inside their delayed windows, with the times their frauds became known, and
+(3) the batch's own events. Stored card rows get a terminal code no event has, stored terminal
+rows a card code no event has, so each counts in its own family of windows only: the numbers are
+those :func:`compute` gives over the whole history, since a window sees nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from schemas.behaviour import DAY_US, NEVER, BehaviourSpec, History, compute
+
+EMPTY_I = np.zeros(0, dtype=np.int64)
+EMPTY_F = np.zeros(0, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class CardWindow:
+    """A card's transactions inside the longest window, in history order."""
+
+    times: np.ndarray  # (k,) int64 µs
+    amounts: np.ndarray  # (k,) float64
+
+    @property
+    def latest(self) -> int:
+        return int(self.times.max()) if len(self.times) else -(1 << 62)
+
+
+@dataclass(frozen=True)
+class TerminalFacts:
+    """Stored keyed transactions of some terminals (not of this batch) and when each became
+    known fraud (µs, :data:`schemas.behaviour.NEVER` if not known)."""
+
+    terminal_id: np.ndarray  # (m,) object
+    time_us: np.ndarray  # (m,) int64
+    fraud_known: np.ndarray  # (m,) int64
+
+    @classmethod
+    def empty(cls) -> TerminalFacts:
+        return cls(np.zeros(0, dtype=object), EMPTY_I, EMPTY_I)
+
+
+@dataclass(frozen=True)
+class PartitionClock:
+    clock_us: int  # the latest event time committed
+    bound_us: int  # nothing not yet committed is earlier
+
+
+def retention_us(spec: BehaviourSpec, lateness_us: int) -> int:
+    """How far back from a card's latest transaction its state must reach."""
+    return max((*spec.customer_windows_days, 0)) * DAY_US + lateness_us
+
+
+def terminal_span_us(spec: BehaviourSpec, times: np.ndarray) -> tuple[int, int]:
+    """(lo, hi]: the event times the delayed terminal windows of events at ``times`` cover."""
+    reach = (spec.delay_days + max((*spec.terminal_windows_days, 0))) * DAY_US
+    return int(times.min()) - reach, int(times.max()) - spec.delay_days * DAY_US
+
+
+def ready(spec: BehaviourSpec, time_us: int, partition: int,
+          clocks: Mapping[int, PartitionClock], partitions: Sequence[int]) -> bool:
+    """May an event of ``partition`` at ``time_us`` be scored now? Its terminal windows end at
+    ``time_us - D``: every other partition must have committed everything up to there (its
+    bound is later), so that nothing still to come could fall inside them."""
+    if not spec.terminal_windows_days:
+        return True
+    end = time_us - spec.delay_days * DAY_US
+    return all(q == partition or (q in clocks and clocks[q].bound_us > end) for q in partitions)
+
+
+def batch_inputs(spec: BehaviourSpec, events: Sequence[Mapping[str, Any]],
+                 cards: Mapping[str, CardWindow], facts: TerminalFacts,
+                 known: Mapping[str, int]) -> np.ndarray:
+    """``(n, len(spec.input_names()))`` model inputs of ``events`` (dicts with
+    ``transaction_id``, ``customer_id``, ``terminal_id``, ``time_us``, ``amount``; in partition
+    order), given the cards' stored windows, the terminals' stored facts and ``known``: when
+    each event of the batch became known fraud (absent: not known)."""
+    n = len(events)
+    if n == 0:
+        return np.zeros((0, len(spec.input_names())), dtype=np.float64)
+    customers = [e["customer_id"] for e in events]
+    card_codes = {c: i for i, c in enumerate(dict.fromkeys(customers))}
+    terminals = dict.fromkeys([e["terminal_id"] for e in events])
+    terminal_codes = {t: i for i, t in enumerate(dict.fromkeys([*terminals,
+                                                                *facts.terminal_id]))}
+    no_card, no_terminal = len(card_codes), len(terminal_codes)
+    parts_time, parts_card, parts_terminal, parts_amount, parts_known = [], [], [], [], []
+    for card, code in card_codes.items():  # (1) the cards' windows: card windows only
+        window = cards.get(card)
+        if window is not None and len(window.times):
+            k = len(window.times)
+            parts_time.append(window.times)
+            parts_card.append(np.full(k, code))
+            parts_terminal.append(np.full(k, no_terminal))
+            parts_amount.append(window.amounts)
+            parts_known.append(np.full(k, NEVER))
+    if len(facts.time_us):  # (2) the terminals' facts: terminal windows only
+        m = len(facts.time_us)
+        parts_time.append(facts.time_us)
+        parts_card.append(np.full(m, no_card))
+        parts_terminal.append(np.array([terminal_codes[t] for t in facts.terminal_id]))
+        parts_amount.append(np.zeros(m))
+        parts_known.append(facts.fraud_known)
+    first_event = sum(len(p) for p in parts_time)
+    parts_time.append(np.array([e["time_us"] for e in events], dtype=np.int64))  # (3) the batch
+    parts_card.append(np.array([card_codes[c] for c in customers]))
+    parts_terminal.append(np.array([terminal_codes[e["terminal_id"]] for e in events]))
+    parts_amount.append(np.array([e["amount"] for e in events], dtype=np.float64))
+    parts_known.append(np.array([known.get(e["transaction_id"], NEVER) for e in events],
+                                dtype=np.int64))
+    time_us = np.concatenate(parts_time).astype(np.int64)
+    order = np.argsort(time_us, kind="stable")  # stored rows before the batch at equal times
+    history = History(time_us=time_us[order],
+                      customer=np.concatenate(parts_card).astype(np.int64)[order],
+                      terminal=np.concatenate(parts_terminal).astype(np.int64)[order],
+                      amount=np.concatenate(parts_amount).astype(np.float64)[order],
+                      fraud_known=np.concatenate(parts_known).astype(np.int64)[order])
+    features = compute(spec, history)
+    where = np.empty(len(order), dtype=np.int64)
+    where[order] = np.arange(len(order))
+    rows = features[where[first_event:]]
+    return np.column_stack([history.amount[where[first_event:]], rows])
+
+
+def updated_cards(events: Sequence[Mapping[str, Any]], cards: Mapping[str, CardWindow],
+                  keep_us: int) -> dict[str, CardWindow]:
+    """The new window of every card of ``events``: its stored transactions and the batch's, in
+    history order, without those older than ``keep_us`` before its latest one."""
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for e in events:
+        grouped.setdefault(e["customer_id"], []).append(e)
+    out = {}
+    for card, mine in grouped.items():
+        old = cards.get(card, CardWindow(EMPTY_I, EMPTY_F))
+        times = np.concatenate([old.times, [e["time_us"] for e in mine]]).astype(np.int64)
+        amounts = np.concatenate([old.amounts, [e["amount"] for e in mine]]).astype(np.float64)
+        order = np.argsort(times, kind="stable")
+        times, amounts = times[order], amounts[order]
+        keep = times > times[-1] - keep_us
+        out[card] = CardWindow(times[keep], amounts[keep])
+    return out

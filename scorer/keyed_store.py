@@ -1,0 +1,119 @@
+"""Keyed scoring's store edges: read the state a batch needs (partition clocks, its cards'
+windows, its terminals' delayed facts and the frauds known among them) and write the state it
+changes, inside the batch's transaction with its decisions and offsets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from schemas.behaviour import NEVER
+from scorer.keyed_features import CardWindow, PartitionClock, TerminalFacts
+from store.bulk import insert_ignore
+from store.tables import card_state, keyed_transactions, labels, stream_clocks
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CHUNK = 900  # ids per IN (...) (SQLite's variable limit is 999 on old builds)
+
+
+def micros(when: datetime) -> int:
+    """Whole microseconds since the Unix epoch (a naive time is UTC, as SQLite returns it)."""
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def _chunks(values: list[Any]) -> Iterable[list[Any]]:
+    for i in range(0, len(values), _CHUNK):
+        yield values[i:i + _CHUNK]
+
+
+def load_clocks(engine: Engine, group_id: str, topic: str) -> dict[int, PartitionClock]:
+    c = stream_clocks.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(c.partition, c.clock_us, c.bound_us).where(
+            c.group_id == group_id, c.topic == topic)).all()
+    return {int(p): PartitionClock(int(clock), int(bound)) for p, clock, bound in rows}
+
+
+def load_cards(engine: Engine, group_id: str, cards: Iterable[str]) -> dict[str, CardWindow]:
+    c = card_state.c
+    out = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(set(cards))):
+            for card, times, amounts in conn.execute(select(c.customer_id, c.times, c.amounts)
+                                                     .where(c.group_id == group_id,
+                                                            c.customer_id.in_(chunk))):
+                out[card] = CardWindow(np.frombuffer(times, dtype="<i8").astype(np.int64),
+                                       np.frombuffer(amounts, dtype="<f8").astype(np.float64))
+    return out
+
+
+def load_facts(engine: Engine, terminals: Iterable[str], lo_us: int, hi_us: int,
+               exclude: set[str]) -> tuple[TerminalFacts, dict[str, int]]:
+    """The stored transactions of ``terminals`` with time in ``(lo_us, hi_us]`` (less those in
+    ``exclude``), and when every fraud among them and ``exclude`` became known."""
+    k = keyed_transactions.c
+    ids, terms, times = [], [], []
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(set(terminals))):
+            for tid, term, t in conn.execute(select(k.transaction_id, k.terminal_id, k.time_us)
+                                             .where(k.terminal_id.in_(chunk), k.time_us > lo_us,
+                                                    k.time_us <= hi_us)):
+                if tid not in exclude:
+                    ids.append(tid)
+                    terms.append(term)
+                    times.append(int(t))
+        known = _known(conn, [*ids, *exclude])
+    facts = TerminalFacts(np.array(terms, dtype=object), np.array(times, dtype=np.int64),
+                          np.array([known.get(i, NEVER) for i in ids], dtype=np.int64))
+    return facts, known
+
+
+def _known(conn: Connection, ids: list[str]) -> dict[str, int]:
+    """When each of ``ids`` became known fraud: its first fraud label's ``observed_at``."""
+    lc = labels.c
+    out = {}
+    for chunk in _chunks(sorted(set(ids))):
+        for tid, first in conn.execute(select(lc.transaction_id, func.min(lc.observed_at))
+                                       .where(lc.transaction_id.in_(chunk), lc.is_fraud == 1)
+                                       .group_by(lc.transaction_id)):
+            out[tid] = micros(first)
+    return out
+
+
+def _upsert(conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[str],
+            columns: list[str]) -> None:
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: getattr(stmt.excluded, c) for c in columns}), rows)
+
+
+def write_state(conn: Connection, group_id: str, topic: str,
+                cards: Mapping[str, CardWindow], facts: list[dict[str, Any]],
+                clocks: Mapping[int, PartitionClock]) -> None:
+    """Write the batch's state changes: card windows, terminal facts, partition clocks (which
+    only move forward)."""
+    _upsert(conn, card_state, [
+        {"group_id": group_id, "customer_id": card, "latest_us": w.latest,
+         "times": w.times.astype("<i8").tobytes(), "amounts": w.amounts.astype("<f8").tobytes()}
+        for card, w in sorted(cards.items())], ["group_id", "customer_id"],
+        ["latest_us", "times", "amounts"])
+    insert_ignore(conn, keyed_transactions, facts)
+    c = stream_clocks.c
+    for partition, clock in sorted(clocks.items()):
+        insert_ignore(conn, stream_clocks, [{"group_id": group_id, "topic": topic,
+                                             "partition": partition, "clock_us": clock.clock_us,
+                                             "bound_us": clock.bound_us}])
+        where = (c.group_id == group_id, c.topic == topic, c.partition == partition)
+        conn.execute(update(stream_clocks).where(*where, c.clock_us < clock.clock_us)
+                     .values(clock_us=clock.clock_us))
+        conn.execute(update(stream_clocks).where(*where, c.bound_us < clock.bound_us)
+                     .values(bound_us=clock.bound_us))
