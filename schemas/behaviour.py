@@ -157,11 +157,14 @@ def _keys(codes: np.ndarray, ticks: np.ndarray, scale: int) -> tuple[np.ndarray,
 
 
 def _group_cumsum(values: np.ndarray, codes_sorted: np.ndarray) -> np.ndarray:
-    """Prefix sums of ``values`` restarting at each code (small magnitudes: exact enough)."""
-    total = np.cumsum(values)
+    """Prefix sums of ``values`` restarting at each code. The running total over every group is
+    kept in extended precision, so a group's sums do not carry the rounding of all the groups
+    before it (float64 would: ~1e-9 over a few million amounts, and the stream, which sums a
+    small history, must match to 1e-9)."""
+    total = np.cumsum(values, dtype=np.longdouble)
     starts = np.flatnonzero(np.r_[True, codes_sorted[1:] != codes_sorted[:-1]])
-    before = np.r_[0.0, total][starts]  # the running total before each group
-    return total - np.repeat(before, np.diff(np.r_[starts, len(values)]))
+    before = np.r_[np.longdouble(0), total][starts]  # the running total before each group
+    return (total - np.repeat(before, np.diff(np.r_[starts, len(values)]))).astype(np.float64)
 
 
 def compute(spec: BehaviourSpec, history: History) -> np.ndarray:
