@@ -141,6 +141,9 @@ def replay_with_labels(bootstrap: str, new_topic, csv: Path, engine) -> tuple[st
 
 
 @pytest.mark.slow
+# PostgreSQL only (the deployment with concurrent members; the parity and bad-input tests run on
+# both databases): keeps .ci/run within its time.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_keyed_state_is_exact_through_sigkills_and_a_member_joining_and_leaving(
         kafka_bootstrap, new_topic, db_url, keyed_csv, home):
     version = train_keyed(keyed_csv, db_url)
