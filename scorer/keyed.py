@@ -176,15 +176,18 @@ class KeyedPipeline:
         inputs = batch_inputs(spec, events, cards, facts, known)
         scored = score_batch(DecodedBatch(events, plan.records), self.model, raw=inputs)
         vectors = feature_rows(spec, events, inputs)
+        cards_of = {e["transaction_id"]: e["customer_id"] for e in events}
         for row in scored.alert_rows:  # the whole vector the model saw, not only the top five
             row["feature_values"] = vectors[row["transaction_id"]]
+            row["card_id"] = cards_of[row["transaction_id"]]
         if self.log_features:
             for row in scored.decision_rows:
                 row["features"] = vectors[row["transaction_id"]]
         state = partial(write_state, group_id=self.group_id, topic=self.topic,
                         cards=updated_cards(events, cards, retention_us(spec, self.lateness_us)),
                         facts=[{"transaction_id": e["transaction_id"],
-                                "terminal_id": e["terminal_id"], "time_us": e["time_us"]}
+                                "terminal_id": e["terminal_id"], "time_us": e["time_us"],
+                                "customer_id": e["customer_id"], "amount": e["amount"]}
                                for e in events],
                         clocks=plan.clocks)
         alerts = [Outgoing(self.alerts_topic, a.transaction_id.encode(),

@@ -94,6 +94,8 @@ alerts = Table(
     # The values the model saw for those features, {feature: raw value} (0007; NULL before). A
     # mapping, so a richer feature vector (keyed data) fits the same column.
     Column("feature_values", JSON, nullable=True),
+    # A keyed alert's card (the event's ``customer_id``, 0009); NULL for ULB (v1) alerts.
+    Column("card_id", String(128), nullable=True),
     # The ops desk's work state (0005): open → claimed → closed; ``revision`` bumps on change.
     Column("status", String(16), nullable=False, server_default="open"),
     Column("assignee", String(64), nullable=True),
@@ -106,6 +108,7 @@ alerts = Table(
     Index("ix_alerts_time", "time_s", "transaction_id", "model_version"),
     Index("ix_alerts_score", "score", "transaction_id", "model_version"),
     Index("ix_alerts_assignee", "assignee", "status", "time_s"),
+    Index("ix_alerts_card_time", "card_id", "time_s"),
 )
 
 decisions = Table(
@@ -169,14 +172,18 @@ card_state = Table(
 )
 
 # Every scored keyed transaction's terminal and time: the terminal windows' facts, which come
-# from every partition (read D days later, once every partition has passed that time).
+# from every partition (read D days later, once every partition has passed that time); and its
+# card and amount (0009; NULL before), for the desk's view of a card's recent transactions.
 keyed_transactions = Table(
     "keyed_transactions",
     metadata,
     Column("transaction_id", String(128), primary_key=True),
     Column("terminal_id", String(128), nullable=False),
     Column("time_us", BigInteger, nullable=False),
+    Column("customer_id", String(128), nullable=True),
+    Column("amount", Float, nullable=True),
     Index("ix_keyed_transactions_terminal_time", "terminal_id", "time_us"),
+    Index("ix_keyed_transactions_customer_time", "customer_id", "time_us"),
 )
 
 # Event-time progress per partition of a keyed consumer group: ``clock_us`` the latest event

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from fraudstream_cli import main
 from producer.replay import replay
@@ -24,7 +25,7 @@ from scorer.keyed_check import recheck
 from scorer.model import load_model
 from scorer.service import ScoreConfig, Scorer
 from store.db import connect
-from store.tables import decisions
+from store.tables import alerts, decisions, keyed_transactions
 from stream import ConsumerConfig
 from tests.scoring_helpers import (
     committed_offsets,
@@ -75,6 +76,26 @@ def test_keyed_stream_features_and_scores_equal_offline(kafka_bootstrap, new_top
                         batch_size=500)
     assert (summary["scored"], summary["dlq"]) == (n, 0)
     assert_equals_offline(engine, keyed_csv, version)
+    assert_identity_recorded(engine, keyed_csv)
+
+
+def assert_identity_recorded(engine, csv: Path) -> None:
+    """Every alert names its event's card; every keyed transaction its card and amount."""
+    from producer.replay import source_tag
+    from schemas.ids import derived_id
+    from trainer.keyed_data import parse_keyed
+
+    data = parse_keyed(csv.read_bytes(), str(csv))
+    tag = source_tag(str(csv))
+    events = {derived_id(tag, t): (str(c), float(a)) for t, c, a in
+              zip(data.transaction_id, data.customer_id, data.amount, strict=True)}
+    with engine.connect() as conn:
+        facts = {r.transaction_id: (r.customer_id, r.amount) for r in conn.execute(
+            select(keyed_transactions.c.transaction_id, keyed_transactions.c.customer_id,
+                   keyed_transactions.c.amount))}
+        cards = dict(conn.execute(select(alerts.c.transaction_id, alerts.c.card_id)).all())
+    assert facts == events
+    assert cards and cards == {t: events[t][0] for t in cards}
 
 
 def assert_equals_offline(engine, csv: Path, version: int) -> None:
