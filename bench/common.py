@@ -150,13 +150,10 @@ def backends(args: argparse.Namespace) -> list[tuple[str, str | None]]:
 def reset_postgres(url: str) -> None:
     """Empty a PostgreSQL database reserved for benchmarks (drop and recreate ``public``)."""
     import psycopg  # noqa: F401  (before TensorFlow: see trainer.model.load_keras)
-    from sqlalchemy import create_engine, text
 
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    from store.db import empty_postgres
+
+    empty_postgres(url)
 
 
 def fresh_db(url: str | None, directory: Path, name: str = "bench") -> str:

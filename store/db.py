@@ -351,6 +351,16 @@ def migrate(engine: Engine) -> None:
                 "version of fraudstream?)") from exc
 
 
+def empty_postgres(url: str) -> None:
+    """Drop and recreate the ``public`` schema of a PostgreSQL database: for the databases that
+    tests and benchmarks reserve for themselves, never for a store in use."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
 def connect(url: str | None = None, *, create: bool = True, attempts: int = 3,
             wait_s: float = 1.0) -> Engine:
     """An engine for ``url`` (flag > ``$FRAUDSTREAM_DB_URL`` > default) migrated to head.

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import psycopg  # noqa: F401  (before TensorFlow: see trainer.model.load_keras)
 import pytest
-from sqlalchemy import create_engine, text
 
+from store.db import empty_postgres
 from tests.kafka_fixture import kafka_bootstrap, new_topic  # noqa: F401
 
 PG_ENV = "FRAUDSTREAM_TEST_PG_URL"
@@ -33,12 +33,7 @@ def postgres_url() -> str:
     return url
 
 
-def reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+reset_postgres = empty_postgres
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
