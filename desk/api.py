@@ -115,12 +115,13 @@ def dashboard(
         None, description="label window, e.g. 6h; default: the desk's (`desk serve "
         "--mature-after`, else $FRAUDSTREAM_MATURE_AFTER), the one `counts` uses"),
 ) -> dict[str, Any]:
-    """Every dashboard figure; the matured counts say which label window they used."""
+    """Every dashboard figure; the matured counts and the card precision per day (CP@k for the
+    desk's capacity k, `card_precision`) say which label window they used."""
     mature = request.app.state.maturity
     if mature_after is not None:
         params.duration("mature_after", mature_after)  # a 400 naming it when malformed
         mature = maturity(mature_after, flag_name="mature_after")
-    return stats.dashboard(engine_of(request), mature)
+    return stats.dashboard(engine_of(request), mature, request.app.state.capacity)
 
 
 class TokenBody(BaseModel):

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from desk import api, docs, pages
 from desk.access import UNSAFE
 from desk.auth import LoginLimiter, Sessions
+from desk.card_precision import capacity as desk_capacity
 from desk.observe import DeskMetrics
 from desk.params import BadParam
 from desk.work import WorkError
@@ -174,9 +175,11 @@ def create_app(
     secret: str | None = None,
     limiter: LoginLimiter | None = None,
     mature: Maturity | None = None,
+    capacity: int | None = None,
 ) -> FastAPI:
     """The desk over ``engine`` (already migrated: :func:`store.db.connect`); its matured
-    figures use ``mature`` (default: the deployment's, :func:`store.settings.maturity`)."""
+    figures use ``mature`` (default: the deployment's, :func:`store.settings.maturity`), its
+    card precision the team's daily ``capacity`` (default: :func:`desk.card_precision.capacity`)."""
     app = FastAPI(
         title="fraudstream desk",
         version="1",
@@ -188,6 +191,7 @@ def create_app(
     )
     app.state.engine = engine
     app.state.maturity = mature or maturity()
+    app.state.capacity = capacity or desk_capacity()
     app.state.sessions = Sessions(secret or desk_secret())
     app.state.limiter = limiter or LoginLimiter()
     app.state.metrics = DeskMetrics()

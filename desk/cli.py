@@ -45,6 +45,13 @@ def register(sub: Any) -> None:
         f"limits count it). Also ${PROXIES_ENV}",
     )
     add_mature_after(serve)
+    serve.add_argument(
+        "--capacity",
+        metavar="K",
+        default=None,
+        help="the team's daily capacity in cards: the dashboard's card precision CP@k counts "
+        "the k cards the desk put first each day (default: $FRAUDSTREAM_DESK_CAPACITY, else 100)",
+    )
     _db(serve)
     serve.set_defaults(func=run_serve)
 
@@ -103,16 +110,18 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from desk.app import create_app
+    from desk.card_precision import capacity
     from store.db import connect
     from store.settings import maturity
 
+    mature, k = maturity(args.mature_after), capacity(args.capacity)
     engine = connect(args.db, create=False)  # the desk never creates a store
     proxies = [p.strip() for p in args.trusted_proxies.split(",") if p.strip()]
-    mature = maturity(args.mature_after)
     print(f"fraudstream desk on http://{args.host}:{args.port}/ (API docs at /docs); "
-          f"counts {mature.describe()}", flush=True)
+          f"counts {mature.describe()}; card precision for a capacity of {k} cards a day",
+          flush=True)
     uvicorn.run(
-        create_app(engine, mature=mature),
+        create_app(engine, mature=mature, capacity=k),
         host=args.host,
         port=args.port,
         log_level="warning",

@@ -274,7 +274,8 @@ def dashboard(request: Request) -> Response:
     who = _page_user(request)
     if isinstance(who, Response):
         return who
-    data = stats.dashboard(request.app.state.engine, request.app.state.maturity)
+    data = stats.dashboard(request.app.state.engine, request.app.state.maturity,
+                           request.app.state.capacity)
     rows = data["counts"]["rows"]
     figures = {
         "per_hour": charts.bars(
@@ -299,6 +300,13 @@ def dashboard(request: Request) -> Response:
         ),
         "scores": charts.bars(
             data["scores"], title="Score distribution of alerts", css="bar score"
+        ),
+        "card_precision": charts.bars(
+            [(d["day"][5:], d["precision"]) for d in data["card_precision"]["days"]
+             if d["precision"] is not None],
+            title=f"Card precision CP@{data['card_precision']['k']} per mature day",
+            top=1.0,
+            css="bar precision",
         ),
     }
     return _render(

@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import Engine, select, tuple_
 
 from desk import params as p
+from desk.card_view import card_view, keyed_spec
 from desk.explain import explained_features
 from schemas.events import DATASET_EPOCH, event_time
 from store.queries import transaction_story
@@ -240,29 +241,33 @@ def audit_trail(engine: Engine, transaction_id: str, model_version: int) -> list
 
 def alert_detail(engine: Engine, transaction_id: str, model_version: int) -> dict[str, Any] | None:
     """One alert with everything the detail page shows (None if there is no such alert): its
-    row (incl. ``explanation``), the transaction's label history and decisions, its audit."""
+    row (incl. ``explanation``), the transaction's label history and decisions, its audit;
+    ``card``: for a keyed model's alert, :func:`desk.card_view.card_view` (None for ULB)."""
     with engine.connect() as conn:
         row = conn.execute(
             select(alerts).where(
                 alerts.c.transaction_id == transaction_id, alerts.c.model_version == model_version
             )
         ).first()
-        ranges = conn.execute(
-            select(model_versions.c.feature_ranges).where(
+        model = conn.execute(
+            select(model_versions.c.feature_ranges, model_versions.c.training).where(
                 model_versions.c.version == model_version
             )
-        ).scalar()
+        ).first()
     if row is None:
         return None
+    ranges, training = (model.feature_ranges, model.training) if model else (None, None)
     alert = dict(row._mapping)
     alert["event_time"] = event_time(alert["time_s"])
     alert["features"] = explained_features(
         alert["explanation"], alert["feature_values"], ranges
     )
+    spec = keyed_spec(training)
     story = transaction_story(engine, transaction_id)
     current = story.current_label
     return {
         "alert": alert,
+        "card": None if spec is None else card_view(engine, alert, spec),
         "labels": story.labels,
         "decisions": story.decisions,
         "current_label": current["label"] if current else None,

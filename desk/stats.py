@@ -1,17 +1,21 @@
 """The dashboard's figures: alerts per hour, queue size and age, disposition precision per day,
-matured confusion counts per model version (:mod:`store.counts`), the score distribution."""
+card precision per day (CP@k, :mod:`desk.card_precision`), matured confusion counts per model
+version (:mod:`store.counts`), the score distribution."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import Engine, Integer, and_, case, cast, func, select
 
-from store.counts import matured_counts
+from desk.card_precision import DEFAULT_CAPACITY, card_precision_days, mean_precision
+from schemas.events import DATASET_EPOCH
+from store.counts import matured_counts, maturity_cutoff, stream_clock
 from store.settings import Maturity
-from store.tables import alerts
+from store.tables import alerts, keyed_transactions
+from store.truth import current_labels
 
 HOURS = 48
 AGE_BUCKETS = (("< 1 h", 3600.0), ("1–24 h", 86400.0), ("> 24 h", None))
@@ -113,10 +117,72 @@ def _scores(engine: Engine) -> list[tuple[str, int]]:
     return [(score_bin_label(SCORE_EDGES[i]), counts[i]) for i in range(used[0], used[-1] + 1)]
 
 
-def dashboard(engine: Engine, mature: Maturity) -> dict[str, Any]:
+CARD_DAYS = 14
+_DAY_S = 86400.0
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _day_index(engine: Engine, seconds: Any) -> Any:
+    """Whole days in ``seconds`` (>= 0) as SQL: floor on PostgreSQL (its CAST rounds),
+    a truncating CAST on SQLite (which may lack floor)."""
+    if engine.dialect.name == "postgresql":
+        return cast(func.floor(seconds / _DAY_S), Integer)
+    return cast(seconds / _DAY_S, Integer)
+
+
+def card_precision(engine: Engine, mature: Maturity, k: int,
+                   days: int = CARD_DAYS) -> dict[str, Any]:
+    """CP@k per event-time day (UTC) over the last ``days`` days with keyed alerts
+    (:func:`desk.card_precision.card_precision_days`): cards ranked by their highest alert score
+    that day; compromised = a transaction of the card that day (a stored keyed transaction, or
+    an alert) whose current label is fraud; mature once the day's end is ``mature`` behind the
+    stream's clock (:func:`store.counts.stream_clock`)."""
+    a = alerts.c
+    day = _day_index(engine, a.time_s).label("day")
+    with engine.connect() as conn:
+        latest = conn.execute(select(func.max(a.time_s)).where(a.card_id.is_not(None))).scalar()
+        if latest is None:
+            return {"k": k, "days": [], "mean_precision": None, "as_of": None,
+                    "maturity": mature.describe()}
+        first = int(latest // _DAY_S) - days + 1
+        start_s = first * _DAY_S
+        keyed = a.card_id.is_not(None), a.time_s >= start_s
+        rows = conn.execute(select(day, a.card_id, func.max(a.score), func.count())
+                            .where(*keyed).group_by(day, a.card_id)).all()
+        truth = current_labels()
+        fraud = truth.c.is_fraud == 1
+        alerted = conn.execute(select(a.card_id, a.time_s).select_from(alerts.join(
+            truth, truth.c.transaction_id == a.transaction_id)).where(*keyed, fraud)).all()
+        k_t = keyed_transactions.c
+        start_us = int(((DATASET_EPOCH - _UNIX).total_seconds() + start_s) * 1e6)
+        stored = conn.execute(select(k_t.customer_id, k_t.time_us).select_from(
+            keyed_transactions.join(truth, truth.c.transaction_id == k_t.transaction_id))
+            .where(k_t.customer_id.is_not(None), k_t.time_us >= start_us, fraud)).all()
+    origin = DATASET_EPOCH.date()
+    scores: dict[date, dict[str, float]] = defaultdict(dict)
+    counts: dict[date, int] = defaultdict(int)
+    for index, card, score, n in rows:
+        when = origin + timedelta(days=int(index))
+        scores[when][card] = float(score)
+        counts[when] += int(n)
+    compromised = {(origin + timedelta(days=int(t // _DAY_S)), c) for c, t in alerted}
+    compromised |= {((_UNIX + timedelta(microseconds=int(t))).date(), c) for c, t in stored}
+    clock = stream_clock(engine)
+    through = (maturity_cutoff(clock, mature.window).date() - timedelta(days=1)
+               if clock is not None else None)
+    per_day = card_precision_days(scores, counts, compromised, k, through)
+    return {"k": k, "days": [d.to_dict() for d in per_day],
+            "mean_precision": mean_precision(per_day), "as_of": clock,
+            "mature_through": through.isoformat() if through else None,
+            "maturity": mature.describe()}
+
+
+def dashboard(engine: Engine, mature: Maturity, capacity: int = DEFAULT_CAPACITY
+              ) -> dict[str, Any]:
     """Every dashboard figure as plain data (the page draws it; the API returns it); the
-    matured counts on the deployment's label window ``mature`` (:func:`store.settings.maturity`),
-    which ``counts`` and ``models compare`` use too."""
+    matured counts and CP@k on the deployment's label window ``mature``
+    (:func:`store.settings.maturity`), which ``counts`` and ``models compare`` use too; CP@k
+    for the team's daily ``capacity``."""
     now = datetime.now(UTC)
     counts = matured_counts(engine, mature.window)
     return {
@@ -125,5 +191,6 @@ def dashboard(engine: Engine, mature: Maturity) -> dict[str, Any]:
         "queue": _queue(engine, now),
         "precision": _precision_per_day(engine),
         "counts": {**counts.to_dict(), **mature.to_dict(), "maturity": mature.describe()},
+        "card_precision": card_precision(engine, mature, capacity),
         "scores": _scores(engine),
     }
