@@ -50,6 +50,11 @@ def _num(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
+def _transactions(count: float) -> str:
+    """``9 transactions``, ``1 transaction``."""
+    return f"{_num(count)} transaction{'' if count == 1 else 's'}"
+
+
 def _money(value: float) -> str:
     return f"{value:,.2f}"
 
@@ -100,18 +105,19 @@ def sentence(name: str, values: Mapping[str, float], spec: BehaviourSpec) -> str
         per_day = "" if w.days == 1 else f", {_num(round(value / w.days, 1))} a day"
         tail = (f" (usual {_num(round(normal, 1))})" if normal is not None
                 else f" (the baseline{per_day})")
-        return f"card: {_num(value)} transactions in the last {span(w.days)}{tail}"
+        return f"card: {_transactions(value)} in the last {span(w.days)}{tail}"
     if w.family == "customer":
         tail = f" (usual {_money(normal)})" if normal is not None else " (the baseline)"
         return f"card: mean amount {_money(value)} over the last {span(w.days)}{tail}"
     ago = terminal_ago(w.days, spec.delay_days)
     if w.measure == "count":
-        return f"terminal: {_num(value)} transactions {ago}"
+        return f"terminal: {_transactions(value)} {ago}"
     count = values.get(f"terminal_count_{w.days}d")
     if count == 0:
         return f"terminal: no transactions {ago}, so no known fraud"
-    of = f"its {_num(count)}" if count is not None else "its"
-    return (f"terminal: {value * 100:.0f} % of {of} transactions {ago} were known fraud "
+    of = f"its {_transactions(count)}" if count is not None else "its transactions"
+    verb = "was" if count == 1 else "were"
+    return (f"terminal: {value * 100:.0f} % of {of} {ago} {verb} known fraud "
             f"(fraud is known {span(spec.delay_days)} after)")
 
 

@@ -143,6 +143,7 @@ def card_precision(engine: Engine, mature: Maturity, k: int,
         latest = conn.execute(select(func.max(a.time_s)).where(a.card_id.is_not(None))).scalar()
         if latest is None:
             return {"k": k, "days": [], "mean_precision": None, "as_of": None,
+                    "mature_through": None, "mature_after": mature.text,
                     "maturity": mature.describe()}
         first = int(latest // _DAY_S) - days + 1
         start_s = first * _DAY_S
@@ -174,7 +175,7 @@ def card_precision(engine: Engine, mature: Maturity, k: int,
     return {"k": k, "days": [d.to_dict() for d in per_day],
             "mean_precision": mean_precision(per_day), "as_of": clock,
             "mature_through": through.isoformat() if through else None,
-            "maturity": mature.describe()}
+            "mature_after": mature.text, "maturity": mature.describe()}
 
 
 def dashboard(engine: Engine, mature: Maturity, capacity: int = DEFAULT_CAPACITY

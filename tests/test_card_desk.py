@@ -69,7 +69,7 @@ def test_keyed_alert_shows_the_card_its_windows_and_the_words(db_url, home, tmp_
     assert words["customer_count_1d"]["sentence"] == (
         f"card: 5 transactions in the last 24 h (usual {usual})")
     assert words["terminal_risk_7d"]["sentence"] == (
-        "terminal: 100 % of its 1 transactions 7–14 days ago were known fraud "
+        "terminal: 100 % of its 1 transaction 7–14 days ago was known fraud "
         "(fraud is known 7 days after)")
     explained = {e["feature"]: e["contribution"] for e in got["alert"]["explanation"]}
     assert words["customer_count_1d"]["contribution"] == explained["customer_count_1d"] > 0
@@ -86,7 +86,7 @@ def test_keyed_alert_shows_the_card_its_windows_and_the_words(db_url, home, tmp_
     assert page.status_code == 200 and 'id="card-panel"' in page.text
     seen = text_of(page.text)
     assert f"card: 5 transactions in the last 24 h (usual {usual})" in seen
-    assert "were known fraud (fraud is known 7 days after)" in seen
+    assert "was known fraud (fraud is known 7 days after)" in seen
     assert f"{explained['customer_count_1d']:+.3f}" in seen and "this alert" in seen
     assert "Terminal T9" in seen and "7–14 days ago" in seen and "baseline" in seen
     assert "per-day rate" in seen  # the usual level says how it is defined
@@ -139,7 +139,7 @@ def test_card_precision_per_day_moves_with_dispositions_and_chargebacks(db_url, 
     assert cp["mature_through"] == burst2
     assert cp["mean_precision"] == pytest.approx((1 + 0 + 1) / 3)  # 04-22: c1 not labelled
     page = text_of(c.get("/dashboard").text)
-    assert "Card precision CP@1" in page and "capacity 1 cards a day" in page
+    assert "Card precision CP@1" in page and "capacity: 1 card a day" in page
     assert "matured after 48h" in page
     row = re.search(rf'<tr id="cp-{burst1}">.*?</tr>', c.get("/dashboard").text, re.S)
     assert row and "1.000" in row.group(0)

@@ -198,3 +198,87 @@ def test_analyst_works_an_alert_in_a_real_browser(served, browser, tmp_path):
     b.save_screenshot(str(shots / "docs.png"))
     for name in ("queue.png", "detail.png", "dashboard.png", "queue-closed.png", "docs.png"):
         assert (shots / name).stat().st_size > 10_000
+
+
+@pytest.fixture
+def served_keyed(tmp_path, home, monkeypatch):
+    """The desk over keyed demo data scored through the keyed scorer's pipeline."""
+    from tests.keyed_desk_fixtures import seed_keyed
+
+    monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
+    engine = connect(f"sqlite:///{tmp_path / 'keyed.db'}")
+    keyed = seed_keyed(engine, home, tmp_path / "staging")
+    password = auth.add_user(engine, "ann", "analyst")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(engine, secret="x" * 32, capacity=1), host="127.0.0.1", port=port,
+        log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", password, keyed
+    server.should_exit = True
+    thread.join(10)
+    engine.dispose()
+
+
+def test_analyst_works_a_card_in_a_real_browser(served_keyed, browser, tmp_path):
+    """Keyed demo data: the card's history and the worded explanation on the alert page;
+    closing it as confirmed fraud labels the transaction and moves the dashboard's CP@k."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def load(element):  # a click returns before the next page has loaded
+        old = b.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(b, 10).until(lambda d: _gone(old))
+        WebDriverWait(b, 10).until(
+            lambda d: d.execute_script("return document.readyState") == "complete")
+
+    base, password, keyed = served_keyed
+    shots = Path(os.environ.get("FRAUDSTREAM_DESK_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    b = browser
+    b.get(f"{base}/login")
+    b.find_element(By.ID, "username").send_keys("ann")
+    b.find_element(By.ID, "password").send_keys(password)
+    load(b.find_element(By.ID, "login"))
+    b.set_window_size(1280, 1500)
+    b.get(f"{base}/dashboard")
+    burst_day = b.find_element(By.ID, "cp-2018-04-21")
+    assert burst_day.find_element(By.CLASS_NAME, "cp-value").text == "0.000"
+    assert "Card precision CP@1" in b.page_source
+
+    b.get(f"{base}/queue?order=score&limit=50")
+    tx = keyed.burst["c1"][3]
+    load(b.find_element(By.LINK_TEXT, tx))
+    b.set_window_size(1280, 2200)
+    words = b.find_element(By.ID, "card-words").text
+    assert "card: 5 transactions in the last 24 h (usual" in words
+    assert "was known fraud (fraud is known 7 days after)" in words
+    history = b.find_element(By.ID, "card-history")
+    rows = history.find_elements(By.CSS_SELECTOR, "tr")[1:]
+    assert len(rows) >= 20 and "this alert" in history.find_element(
+        By.CSS_SELECTOR, "tr.current").text
+    assert "T9" in b.find_element(By.ID, "terminal").text
+    b.save_screenshot(str(shots / "card-alert.png"))
+
+    load(b.find_element(By.ID, "claim"))
+    b.find_element(By.ID, "d-confirmed_fraud").click()
+    b.find_element(By.ID, "note").send_keys("card holder did not make these purchases")
+    load(b.find_element(By.ID, "dispose"))
+    assert "closed" in b.find_element(By.TAG_NAME, "h1").text
+    current = b.find_element(By.CSS_SELECTOR, "#card-history tr.current").text
+    assert "fraud" in current and "analyst" in current  # the label, in the card's history
+    b.save_screenshot(str(shots / "card-closed.png"))
+
+    b.set_window_size(1280, 1500)
+    b.get(f"{base}/dashboard")
+    burst_day = b.find_element(By.ID, "cp-2018-04-21")
+    assert burst_day.find_element(By.CLASS_NAME, "cp-value").text == "1.000"
+    b.find_element(By.ID, "card-precision").location_once_scrolled_into_view  # noqa: B018
+    b.save_screenshot(str(shots / "card-dashboard.png"))
+    for name in ("card-alert.png", "card-closed.png", "card-dashboard.png"):
+        assert (shots / name).stat().st_size > 10_000
