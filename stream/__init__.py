@@ -3,11 +3,12 @@ scorer, the label sink): offsets in the database, fenced commits, retries on out
 faults isolated to the message that causes them, dead letters, graceful stop; ``until_idle``
 stops only once the topic is drained (:mod:`stream.drained`).
 
-A part supplies a :class:`stream.consumer.Pipeline` — a pure ``process(records)`` returning the
+A part supplies a :class:`stream.contract.Pipeline` — a pure ``process(records)`` returning the
 batch's effects — and :class:`stream.consumer.SqlConsumer` runs it.
 """
 
-from stream.consumer import BatchEffects, ConsumerConfig, ConsumerSummary, Pipeline, SqlConsumer
+from stream.consumer import SqlConsumer
+from stream.contract import BatchEffects, ConsumerConfig, ConsumerSummary, Pipeline
 from stream.deadletters import DeadLetter, Outgoing
 from stream.drained import Left, NotDrained, require_drained
 from stream.offsets import BatchSuperseded
