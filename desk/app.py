@@ -26,10 +26,11 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from desk import api, docs, pages
+from desk import api, case_api, case_pages, docs, pages
 from desk.access import UNSAFE
 from desk.auth import LoginLimiter, Sessions
 from desk.card_precision import capacity as desk_capacity
+from desk.cases import waited_text
 from desk.observe import DeskMetrics
 from desk.params import BadParam
 from desk.work import WorkError
@@ -198,6 +199,7 @@ def create_app(
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.state.templates.env.filters["when"] = _when
     app.state.templates.env.filters["score"] = score_text
+    app.state.templates.env.filters["waited"] = waited_text
     app.add_middleware(_BodyLimit)  # counts bytes as they are read, before authentication
     app.add_middleware(_Guard)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -221,6 +223,8 @@ def create_app(
         )
 
     app.include_router(api.router)
+    app.include_router(case_api.router)
     app.include_router(docs.router)
     app.include_router(pages.router)
+    app.include_router(case_pages.router)
     return app

@@ -24,7 +24,7 @@ STATUS_LABELS = {
 }
 
 
-def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
     templates = request.app.state.templates
     return templates.TemplateResponse(
         request, name, {"labels": STATUS_LABELS, **context}, status_code=status
@@ -35,7 +35,7 @@ def _alert_url(model_version: int, transaction_id: str) -> str:
     return f"/alerts/{model_version}/{quote(transaction_id, safe='')}"
 
 
-def _page_user(request: Request) -> Principal | Response:
+def page_user(request: Request) -> Principal | Response:
     who = principal(request)
     if who is None or who.via != "session":
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
@@ -44,7 +44,7 @@ def _page_user(request: Request) -> Principal | Response:
 
 @router.get("/login")
 def login_form(request: Request, next: str = "/queue", error: str = "") -> Response:
-    return _render(request, "login.html", {"next": next, "error": error, "user": None})
+    return render(request, "login.html", {"next": next, "error": error, "user": None})
 
 
 @router.post("/login")
@@ -57,7 +57,7 @@ async def login(request: Request) -> Response:
     keys = [f"user:{name}", f"ip:{request.client.host if request.client else '-'}"]
     now = time.monotonic()
     if limiter.blocked(keys, now):
-        return _render(
+        return render(
             request,
             "login.html",
             {"next": target, "user": None, "error": "Too many failed logins: wait a few minutes."},
@@ -66,7 +66,7 @@ async def login(request: Request) -> Response:
     user = auth.authenticate(request.app.state.engine, name, password)
     if user is None:
         limiter.failed(keys, now)
-        return _render(
+        return render(
             request,
             "login.html",
             {"next": target, "user": None, "error": "Wrong user name or password."},
@@ -106,15 +106,15 @@ def home() -> Response:
 
 @router.get("/queue")
 def queue_page(request: Request, msg: str = "") -> Response:
-    who = _page_user(request)
+    who = page_user(request)
     if isinstance(who, Response):
         return who
     try:
         f = queue.parse_filter(request.query_params)
     except queue.BadFilter as exc:
         f, error = queue.QueueFilter(), str(exc)
-        return _render(request, "queue.html", _queue_context(request, who, f, error, msg), 400)
-    return _render(request, "queue.html", _queue_context(request, who, f, "", msg))
+        return render(request, "queue.html", _queue_context(request, who, f, error, msg), 400)
+    return render(request, "queue.html", _queue_context(request, who, f, "", msg))
 
 
 def _queue_context(
@@ -164,7 +164,7 @@ def new_alerts(request: Request, after: str = "0", status: str = "open") -> Resp
 
 @router.post("/queue/bulk")
 async def bulk(request: Request) -> Response:
-    who = _page_user(request)
+    who = page_user(request)
     if isinstance(who, Response):
         return who
     await check_csrf(request, who)
@@ -196,7 +196,7 @@ async def bulk(request: Request) -> Response:
 def _missing(request: Request, who: Any, transaction_id: str, model_version: int) -> Response:
     """The 404 page of an alert that does not exist."""
     what = f"alert {transaction_id} of model {model_version}"
-    return _render(request, "missing.html", {"user": who.user, "csrf": who.csrf, "what": what},
+    return render(request, "missing.html", {"user": who.user, "csrf": who.csrf, "what": what},
                    404)
 
 
@@ -224,14 +224,14 @@ def _detail_page(request: Request, who: Any, transaction_id: str, model_version:
     }
     if error is not None:
         context["error"] = error
-    return _render(request, "detail.html", context, status)
+    return render(request, "detail.html", context, status)
 
 
 @router.get("/alerts/{model_version}/{transaction_id:path}")
 def detail(
     request: Request, model_version: VersionPath, transaction_id: TxPath, msg: str = ""
 ) -> Response:
-    who = _page_user(request)
+    who = page_user(request)
     if isinstance(who, Response):
         return who
     return _detail_page(request, who, transaction_id, model_version, msg=msg)
@@ -241,7 +241,7 @@ def detail(
 async def act(
     request: Request, model_version: VersionPath, transaction_id: TxPath, action: str
 ) -> Response:
-    who = _page_user(request)
+    who = page_user(request)
     if isinstance(who, Response):
         return who
     await check_csrf(request, who)
@@ -271,7 +271,7 @@ async def act(
 
 @router.get("/dashboard")
 def dashboard(request: Request) -> Response:
-    who = _page_user(request)
+    who = page_user(request)
     if isinstance(who, Response):
         return who
     data = stats.dashboard(request.app.state.engine, request.app.state.maturity,
@@ -309,7 +309,7 @@ def dashboard(request: Request) -> Response:
             css="bar precision",
         ),
     }
-    return _render(
+    return render(
         request,
         "dashboard.html",
         {"user": who.user, "csrf": who.csrf, "data": data, "charts": figures, "rows": rows},

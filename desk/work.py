@@ -62,14 +62,16 @@ def transition(
     disposition: str | None = None,
     note: str | None = None,
     revision: int | None = None,
+    what: str = "alert",
 ) -> dict[str, Any]:
-    """The new work state of an alert in ``state`` after ``actor`` does ``action`` (pure)."""
+    """The new work state of an alert (or a case: ``what``) in ``state`` after ``actor`` does
+    ``action`` (pure)."""
     if not actor.can("analyst"):
-        raise WorkError(403, f"{actor.role} {actor.name} may not change alerts")
+        raise WorkError(403, f"{actor.role} {actor.name} may not change {what}s")
     if revision is not None and revision != state["revision"]:
         raise WorkError(
             409,
-            f"the alert changed since you loaded it (revision "
+            f"the {what} changed since you loaded it (revision "
             f"{state['revision']}, you had {revision}): reload and retry",
         )
     if state["status"] == "closed" and state["disposition"] == CHARGEBACK:
@@ -137,14 +139,18 @@ def _label(key: AlertKey, new: dict[str, Any], actor: User, now: datetime) -> di
     return label_row(label, _NO_RECORD, now)
 
 
-def _apply(
+def change_alert(
     conn: Connection,
     key: AlertKey,
     action: Action,
     actor: User,
     options: dict[str, Any],
     now: datetime,
+    case_id: int | None = None,
 ) -> dict[str, Any]:
+    """Apply ``action`` to one alert inside ``conn``'s transaction: lock its row, apply
+    :func:`transition`, write it, its audit entry (about case ``case_id`` too, when the change
+    is part of a case's) and, for a verdict, the transaction's ``analyst`` label."""
     where = (
         alerts.c.transaction_id == key.transaction_id,
         alerts.c.model_version == key.model_version,
@@ -165,6 +171,7 @@ def _apply(
             action=action,
             transaction_id=key.transaction_id,
             model_version=key.model_version,
+            case_id=case_id,
             old={k: old[k] for k in changed},
             new=changed,
         )
@@ -174,7 +181,7 @@ def _apply(
     return {"transaction_id": key.transaction_id, "model_version": key.model_version, **new}
 
 
-def _check_assignee(conn: Connection, assignee: str | None) -> None:
+def check_assignee(conn: Connection, assignee: str | None) -> None:
     if assignee is None:
         return
     role = conn.execute(
@@ -188,7 +195,7 @@ def _check_assignee(conn: Connection, assignee: str | None) -> None:
         )
 
 
-def _check_request(keys: Sequence[AlertKey], options: dict[str, Any]) -> None:
+def check_request(keys: Sequence[AlertKey], options: dict[str, Any]) -> None:
     """Every value of a change within what the store holds (page, API and bulk alike)."""
     try:
         for key in keys:
@@ -209,7 +216,7 @@ def act(
 ) -> list[dict[str, Any]]:
     """Apply ``action`` to every alert in ``keys`` in one database transaction: all or nothing
     (the first refusal raises its :class:`WorkError` and nothing is written)."""
-    _check_request(keys, options)
+    check_request(keys, options)
     if not keys:
         raise WorkError(400, "no alerts selected")
     if len(keys) > MAX_BULK:
@@ -219,8 +226,8 @@ def act(
     now = datetime.now(UTC)
     with engine.begin() as conn:
         if action == "assign":
-            _check_assignee(conn, options.get("assignee"))
-        return [_apply(conn, key, action, actor, options, now) for key in keys]
+            check_assignee(conn, options.get("assignee"))
+        return [change_alert(conn, key, action, actor, options, now) for key in keys]
 
 
 def record(engine: Engine, actor: str, action: str, new: dict[str, Any]) -> None:

@@ -42,6 +42,7 @@ from scorer.keyed_store import load_cards, load_clocks, load_facts, micros, writ
 from scorer.process import ScoredBatch, ScoreEffects, ScoringModel, score_batch
 from scorer.reload import ModelReloader, ProductionFence
 from scorer.sink import write_batch
+from store.cases import attach_to_cases
 from stream import Outgoing
 from stream.deadletters import DeadLetter
 
@@ -132,6 +133,7 @@ def feature_rows(spec: BehaviourSpec, events: Sequence[Mapping[str, Any]],
 def write_keyed(conn: Connection, scored: ScoredBatch, *, log_decisions: bool,
                 fence: int | None, state: Callable[[Connection], None]) -> None:
     write_batch(conn, scored, log_decisions=log_decisions, fence=fence)
+    attach_to_cases(conn, scored.alert_rows)  # the cards' cases (the desk's card queue)
     state(conn)
 
 

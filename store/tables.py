@@ -7,6 +7,7 @@
   their explanation (top contributing features) and the values the model saw for them.
 * ``labels``: the truth about transactions, with history (natural key ``label_id``; ``seq`` is the
   arrival order). The latest label of a transaction (by ``observed_at``, then ``seq``) is its truth.
+* ``cases``: a keyed card's alerts gathered into one work item for the desk (``store.cases``).
 * ``consumer_offsets``: next offset to read per (group, topic, partition), with the topic's Kafka
   id; written in the same database transaction as the batch's effects, so the database is the
   source of truth.
@@ -33,6 +34,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
 )
 
 metadata = MetaData()
@@ -96,6 +98,8 @@ alerts = Table(
     Column("feature_values", JSON, nullable=True),
     # A keyed alert's card (the event's ``customer_id``, 0009); NULL for ULB (v1) alerts.
     Column("card_id", String(128), nullable=True),
+    # The card's case this alert belongs to (``cases``, 0010); NULL for ULB (v1) alerts.
+    Column("case_id", Integer, nullable=True),
     # The ops desk's work state (0005): open → claimed → closed; ``revision`` bumps on change.
     Column("status", String(16), nullable=False, server_default="open"),
     Column("assignee", String(64), nullable=True),
@@ -109,6 +113,7 @@ alerts = Table(
     Index("ix_alerts_score", "score", "transaction_id", "model_version"),
     Index("ix_alerts_assignee", "assignee", "status", "time_s"),
     Index("ix_alerts_card_time", "card_id", "time_s"),
+    Index("ix_alerts_case", "case_id", "time_s"),
 )
 
 decisions = Table(
@@ -199,6 +204,34 @@ stream_clocks = Table(
     Column("bound_us", BigInteger, nullable=False),
 )
 
+# A keyed card's alerts as one work item (0010, ``store.cases``): the card's open case collects
+# its new alerts until an analyst closes it; work state as an alert's; the queue's figures.
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("card_id", String(128), nullable=False),
+    Column("status", String(16), nullable=False, server_default="open"),
+    Column("assignee", String(64), nullable=True),
+    Column("disposition", String(16), nullable=True),
+    Column("disposition_note", Text, nullable=True),
+    Column("max_score", Float, nullable=False),  # the card's highest alert score in the case
+    Column("n_alerts", Integer, nullable=False),
+    Column("amount", Float, nullable=False),  # total amount of its alerts: at risk
+    Column("first_time_s", Float, nullable=False),  # event-time span of its alerts
+    Column("last_time_s", Float, nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("revision", Integer, nullable=False, server_default="0"),
+    Index("ix_cases_status_score", "status", "max_score", "id"),
+    Index("ix_cases_assignee", "assignee", "status", "max_score"),
+    Index("ix_cases_card", "card_id", "id"),
+    # at most one case per card is not closed
+    Index("ux_cases_open_card", "card_id", unique=True,
+          sqlite_where=text("status <> 'closed'"), postgresql_where=text("status <> 'closed'")),
+)
+
 # The ops desk (0005): users (argon2 hashes), bearer tokens (sha256 of the token), audit trail.
 desk_users = Table(
     "desk_users",
@@ -235,5 +268,7 @@ desk_audit = Table(
     Column("model_version", Integer, nullable=True),
     Column("old", JSON, nullable=True),
     Column("new", JSON, nullable=True),
+    Column("case_id", Integer, nullable=True),  # an entry about a case (0010)
     Index("ix_desk_audit_alert", "transaction_id", "model_version"),
+    Index("ix_desk_audit_case", "case_id"),
 )

@@ -106,3 +106,31 @@ def client_for(app, passwords: dict[str, str], name: str):  # type: ignore[no-un
     client = TestClient(app)
     client.headers["X-CSRF-Token"] = login(client, name, passwords[name])
     return client
+
+
+def score_cards(engine: Engine, alerted: list[tuple[str, str, float, float]],
+                version: int = 1, start_s: float = 86_400.0) -> None:
+    """Write one keyed batch through the keyed scorer's own write (``scorer.keyed.write_keyed``:
+    decisions, alerts with their card, the cards' cases) for ``alerted`` = [(transaction id,
+    card, score, amount)], every one flagged, one per minute of event time from ``start_s``."""
+    import numpy as np
+
+    from scorer.keyed import write_keyed
+    from scorer.process import ScoredBatch
+
+    now = datetime.now(UTC)
+    decisions_, alerts_ = [], []
+    for i, (tx, card, score, amount) in enumerate(alerted):
+        common = {"transaction_id": tx, "model_version": version, "score": score,
+                  "threshold": THRESHOLD, "amount": amount, "source_topic": "keyed",
+                  "source_partition": 0, "source_offset": i}
+        time_s = start_s + 60.0 * i
+        decisions_.append({**common, "flagged": True, "event_time": event_time(time_s),
+                           "scored_at": now})
+        alerts_.append({**common, "time_s": time_s, "created_at": now, "card_id": card,
+                        "explanation": [{"feature": "customer_nb_tx_1d", "contribution": 1.5}],
+                        "feature_values": {"customer_nb_tx_1d": 4.0}})
+    scored = ScoredBatch(np.array([a[2] for a in alerted]), np.ones(len(alerted), dtype=bool),
+                         decisions_, alerts_, [], [])
+    with engine.begin() as conn:
+        write_keyed(conn, scored, log_decisions=True, fence=None, state=lambda conn: None)

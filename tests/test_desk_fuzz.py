@@ -16,7 +16,7 @@ from desk import auth
 from desk.app import create_app
 from desk.auth import LoginLimiter
 from store.db import connect
-from tests.desk_fixtures import CHEAP_HASHER, add_users, login, seed
+from tests.desk_fixtures import CHEAP_HASHER, add_users, login, score_cards, seed
 
 
 def cursor(*key: object) -> str:
@@ -49,6 +49,7 @@ def cheap_hashes(monkeypatch):
 def ada(db_url):
     engine = connect(db_url)
     seed(engine, n_alerts=5, n_genuine=1)
+    score_cards(engine, [("k-1", "card-1", 0.9, 10.0), ("k-2", "card-1", 0.8, 5.0)])  # case 1
     passwords = add_users(engine)
     app = create_app(engine, secret="fuzz-secret-of-enough-length",
                      limiter=LoginLimiter(max_failures=10**6))
@@ -69,7 +70,8 @@ def check(response, name: str) -> None:
         assert name in text, what + " " + text[:300]
 
 
-PATH_PARAMS = {"model_version", "transaction_id", "action", "token_id", "name"}
+PATH_PARAMS = {"model_version", "transaction_id", "action", "token_id", "name", "case_id"}
+CASE_QUERY_PARAMS = ["status", "assignee", "limit", "cursor"]
 
 
 def test_every_documented_parameter_is_fuzzed(ada):
@@ -88,11 +90,15 @@ def test_query_parameters_never_5xx(ada):
         for name in QUERY_PARAMS:
             for value in HOSTILE:
                 check(ada.get(path, params={name: value}), name)
+    for path in ("/api/cases", "/cards"):
+        for name in CASE_QUERY_PARAMS:
+            for value in HOSTILE:
+                check(ada.get(path, params={name: value}), name)
     for value in HOSTILE:
         check(ada.get("/api/dashboard", params={"mature_after": value}), "mature_after")
         check(ada.get("/queue/new", params={"after": value}), "after")
         check(ada.get("/queue/new", params={"status": value}), "status")
-        for page in ("/queue", "/alerts/1/tx-0001", "/login"):
+        for page in ("/queue", "/alerts/1/tx-0001", "/login", "/cards", "/cases/1"):
             assert ada.get(page, params={"msg": value, "next": value, "error": value}
                            ).status_code < 500
         assert "<script>alert" not in ada.get("/queue", params={"msg": SCRIPT}).text
@@ -112,6 +118,12 @@ def test_path_parameters_never_5xx(ada):
         check(ada.post(f"/alerts/1/{v}/release"), "transaction_id")
         check(ada.post(f"/alerts/1/tx-0002/{v}"), "action")
         check(ada.delete(f"/api/tokens/{v}"), "token_id")
+        check(ada.get(f"/api/cases/{v}"), "case_id")
+        check(ada.get(f"/cases/{v}"), "case_id")
+        check(ada.post(f"/api/cases/{v}/claim"), "case_id")
+        check(ada.post(f"/api/cases/1/{v}"), "action")
+        check(ada.post(f"/cases/{v}/claim"), "case_id")
+        check(ada.post(f"/cases/1/{v}"), "action")
         check(ada.patch(f"/api/users/{v}", json={"role": "viewer"}), "name")
 
 
@@ -131,6 +143,16 @@ def test_body_and_form_fields_never_5xx(ada):
             ref = {"transaction_id": "tx-0004", "model_version": 1, field: value}
             check(raw_json(ada, "/api/alerts/bulk", {"action": "claim", "alerts": [ref]}), field)
         check(raw_json(ada, "/api/alerts/bulk", {"action": value, "alerts": []}), "a")
+        for field in ("assignee", "note", "revision", "disposition", "transaction_ids"):
+            body = {"disposition": "inconclusive", "revision": 99, field: value}
+            check(raw_json(ada, "/api/cases/1/disposition", body), field)
+        check(raw_json(ada, "/api/cases/1/disposition",
+                       {"disposition": "inconclusive", "revision": 99,
+                        "transaction_ids": [value]}), "transaction_ids")
+        for field in ("id", "revision"):
+            ref = {"id": 1, "revision": 99, field: value}
+            check(raw_json(ada, "/api/cases/bulk", {"action": "claim", "cases": [ref]}), field)
+        check(raw_json(ada, "/api/cases/bulk", {"action": value, "cases": []}), "a")
         check(raw_json(ada, "/api/tokens", {"name": value}), "name")
         check(raw_json(ada, "/api/users", {"name": value, "role": "viewer"}), "name")
         check(raw_json(ada, "/api/users", {"name": "zz", "role": value}), "role")
@@ -151,6 +173,13 @@ def test_body_and_form_fields_never_5xx(ada):
         for field in ("sel", "disposition", "note", "back"):
             data = {**form, "sel": ["1:tx-0005"], "disposition": "inconclusive", field: value}
             assert ada.post("/queue/bulk", data=data).status_code < 500
+        for field in ("sel", "action", "back"):  # disposition, note: the alert forms' checks
+            data = {**form, "sel": ["1:99"], "disposition": "inconclusive", field: value}
+            assert ada.post("/cards/bulk", data=data).status_code < 500
+        for field in ("revision", "mark", "marks"):
+            data = {**form, "revision": "99", "marks": "1", "mark": ["k-1"],
+                    "disposition": "inconclusive", field: value}
+            check(ada.post("/cases/1/disposition", data=data), field)
         for field in ("username", "password", "next"):
             data = {"username": "nobody", "password": "x", field: value}
             got = anonymous.post("/login", data=data, follow_redirects=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fraudstream_cli import main
 from producer.replay import replay
@@ -25,7 +25,7 @@ from scorer.keyed_check import recheck
 from scorer.model import load_model
 from scorer.service import ScoreConfig, Scorer
 from store.db import connect
-from store.tables import alerts, decisions, keyed_transactions
+from store.tables import alerts, cases, decisions, keyed_transactions
 from stream import ConsumerConfig
 from tests.scoring_helpers import (
     committed_offsets,
@@ -94,8 +94,16 @@ def assert_identity_recorded(engine, csv: Path) -> None:
             select(keyed_transactions.c.transaction_id, keyed_transactions.c.customer_id,
                    keyed_transactions.c.amount))}
         cards = dict(conn.execute(select(alerts.c.transaction_id, alerts.c.card_id)).all())
+        grouped = conn.execute(select(cases.c.card_id, cases.c.n_alerts,
+                                      func.count(alerts.c.transaction_id))
+                               .join(alerts, alerts.c.case_id == cases.c.id)
+                               .group_by(cases.c.id, cases.c.card_id, cases.c.n_alerts)).all()
     assert facts == events
     assert cards and cards == {t: events[t][0] for t in cards}
+    # the scorer put each card's alerts in one case (the desk's card queue)
+    assert sorted((card, n) for card, n, _ in grouped) == sorted(
+        (card, list(cards.values()).count(card)) for card in set(cards.values()))
+    assert all(n == counted for _, n, counted in grouped)
 
 
 def assert_equals_offline(engine, csv: Path, version: int) -> None:

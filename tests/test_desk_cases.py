@@ -1,0 +1,245 @@
+"""The card queue (issue 21 item 2) on real SQLite and PostgreSQL: a keyed card's alerts gather
+in one case (written by the keyed scorer's own batch write) until an analyst closes it; the
+queue is ordered by the card's highest score; a case's disposition labels the transactions the
+analyst marks, in one database transaction with the audit trail; claims, races, late alerts and
+roles follow the alert rules."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from desk import auth
+from desk.app import create_app
+from desk.auth import LoginLimiter, User
+from desk.case_work import CaseRef, act_on_cases
+from desk.work import WorkError
+from store.db import connect
+from store.tables import alerts, desk_audit, labels
+from tests.desk_fixtures import (
+    CHEAP_HASHER,
+    SECRET,
+    add_users,
+    client_for,
+    login,
+    score_cards,
+    seed,
+)
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashes(monkeypatch):
+    monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
+
+
+@pytest.fixture
+def desk(db_url):
+    engine = connect(db_url)
+    seed(engine, n_alerts=3, n_genuine=0)  # ULB (v1) alerts: no card, no case
+    score_cards(engine, [("k-a1", "card-a", 0.7, 10.0), ("k-b1", "card-b", 0.95, 5.0),
+                         ("k-a2", "card-a", 0.9, 20.0), ("k-c1", "card-c", 0.6, 1.0)])
+    passwords = add_users(engine)
+    app = create_app(engine, secret=SECRET, limiter=LoginLimiter(max_failures=3))
+    yield engine, app, passwords
+    engine.dispose()
+
+
+def case_of(client: TestClient, card: str, status: str = "open") -> dict:
+    items = client.get("/api/cases", params={"status": status}).json()["items"]
+    found = [c for c in items if c["card_id"] == card]
+    assert len(found) == 1, items
+    return client.get(f"/api/cases/{found[0]['id']}").json()
+
+
+def analyst_labels(engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return dict(conn.execute(select(labels.c.transaction_id, labels.c.is_fraud)
+                                 .where(labels.c.source == "analyst")).all())
+
+
+def test_a_cards_alerts_gather_in_one_case_until_it_is_closed(desk):
+    engine, app, pw = desk
+    vera = client_for(app, pw, "vera")
+    page = vera.get("/api/cases", params={"limit": 2}).json()
+    assert [c["card_id"] for c in page["items"]] == ["card-b", "card-a"]  # highest score first
+    a = page["items"][1]
+    assert (a["n_alerts"], a["amount"], a["max_score"], a["status"]) == (2, 30.0, 0.9, "open")
+    assert a["waited_s"] >= 0 and a["revision"] == 0
+    rest = vera.get("/api/cases", params={"limit": 2, "cursor": page["next_cursor"]}).json()
+    assert [c["card_id"] for c in rest["items"]] == ["card-c"] and rest["next_cursor"] is None
+    with engine.connect() as conn:  # ULB (v1) alerts have no card and no case
+        assert conn.execute(select(alerts.c.transaction_id).where(alerts.c.case_id.is_(None))
+                            ).scalars().all() == ["tx-0000", "tx-0001", "tx-0002"]
+    # a re-delivered batch attaches nothing twice; the card's next alert joins its open case
+    score_cards(engine, [("k-a1", "card-a", 0.7, 10.0), ("k-a2", "card-a", 0.9, 20.0)])
+    score_cards(engine, [("k-a3", "card-a", 0.99, 7.0)], start_s=90_000.0)
+    a = case_of(vera, "card-a")
+    assert (a["case"]["n_alerts"], a["case"]["amount"], a["case"]["max_score"]) == (3, 37.0, 0.99)
+    assert a["case"]["revision"] == 1
+    assert [x["transaction_id"] for x in a["alerts"]] == ["k-a1", "k-a2", "k-a3"]
+    ann = client_for(app, pw, "ann")
+    closed = ann.post(f"/api/cases/{a['case']['id']}/disposition",
+                      json={"disposition": "confirmed_fraud", "note": "card stolen",
+                            "revision": 1})
+    assert closed.status_code == 200, closed.text
+    assert analyst_labels(engine) == {"k-a1": 1, "k-a2": 1, "k-a3": 1}
+    # once closed, the card's next alert opens a new case
+    score_cards(engine, [("k-a4", "card-a", 0.8, 3.0)], start_s=95_000.0)
+    new = case_of(vera, "card-a")
+    assert new["case"]["id"] != a["case"]["id"] and new["case"]["n_alerts"] == 1
+    old = case_of(vera, "card-a", status="closed")
+    assert old["case"]["disposition"] == "confirmed_fraud" and old["case"]["n_alerts"] == 3
+    assert {x["status"] for x in old["alerts"]} == {"closed"}
+    assert {x["label"] for x in old["alerts"]} == {"fraud"}
+
+
+def test_a_partial_disposition_labels_only_the_marked_transactions(desk):
+    engine, app, pw = desk
+    score_cards(engine, [("k-a3", "card-a", 0.8, 7.0)], start_s=90_000.0)
+    ann = client_for(app, pw, "ann")
+    case = case_of(ann, "card-a")["case"]
+    url = f"/api/cases/{case['id']}/disposition"
+    body = {"disposition": "false_positive", "revision": case["revision"]}
+    assert ann.post(url, json={"disposition": "false_positive"}).status_code == 400  # revision
+    stray = ann.post(url, json={**body, "transaction_ids": ["k-b1"]})
+    assert stray.status_code == 400 and "not an open alert of case" in stray.json()["detail"]
+    done = ann.post(url, json={**body, "note": "the cardholder's own", "transaction_ids": ["k-a2"]})
+    assert done.status_code == 200, done.text
+    assert analyst_labels(engine) == {"k-a2": 0}  # the others stay unlabelled
+    after = ann.get(f"/api/cases/{case['id']}").json()
+    assert after["case"]["status"] == "closed"
+    by_tx = {x["transaction_id"]: x for x in after["alerts"]}
+    assert by_tx["k-a2"]["disposition"] == "false_positive" and by_tx["k-a2"]["label"] == "genuine"
+    assert {by_tx[t]["disposition"] for t in ("k-a1", "k-a3")} == {"inconclusive"}
+    assert by_tx["k-a1"]["label"] is None
+    with engine.connect() as conn:
+        trail = conn.execute(select(desk_audit.c.action, desk_audit.c.transaction_id,
+                                    desk_audit.c.new)
+                             .where(desk_audit.c.case_id == case["id"])
+                             .order_by(desk_audit.c.id)).all()
+    assert [(t.action, t.transaction_id) for t in trail] == [
+        ("disposition", "k-a1"), ("disposition", "k-a2"), ("disposition", "k-a3"),
+        ("case_disposition", None)]
+    assert trail[-1].new["marked"] == ["k-a2"]
+    assert len(after["audit"]) == 4
+
+
+def test_two_analysts_race_on_one_case_one_wins_the_other_gets_409(desk):
+    engine, app, _ = desk
+    ann, bob = User(0, "ann", "analyst"), User(0, "bob", "analyst")
+    case_id = case_id_of(engine, "card-a")
+    barrier, results = threading.Barrier(2), {}
+
+    def go(user, disposition):
+        barrier.wait()
+        try:
+            act_on_cases(engine, [CaseRef(case_id, 0)], "disposition", user,
+                         disposition=disposition)
+            results[user.name] = "ok"
+        except WorkError as exc:
+            results[user.name] = exc.status
+
+    threads = [threading.Thread(target=go, args=(u, d))
+               for u, d in ((ann, "confirmed_fraud"), (bob, "false_positive"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results.values(), key=str) == [409, "ok"]
+    assert len(analyst_labels(engine)) == 2  # k-a1, k-a2 once, by the winner only
+
+
+def case_id_of(engine, card: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(alerts.c.case_id).where(alerts.c.card_id == card)
+                                .limit(1)).scalar())
+
+
+def test_claims_and_a_late_alert_hold_on_cases(desk):
+    engine, app, pw = desk
+    ann, bob, ada = (client_for(app, pw, n) for n in ("ann", "bob", "ada"))
+    case = case_of(ann, "card-a")["case"]
+    url = f"/api/cases/{case['id']}"
+    assert ann.post(f"{url}/claim").json()["assignee"] == "ann"
+    for action in ("claim", "release"):
+        refused = bob.post(f"{url}/{action}")
+        assert refused.status_code == 409 and "ann" in refused.json()["detail"]
+    seen = ann.get(url).json()["case"]["revision"]
+    assert bob.post(f"{url}/disposition", json={"disposition": "false_positive",
+                                                "revision": seen}).status_code == 409
+    # a late alert arrives while ann looks at the case: her close is refused, nothing lost
+    score_cards(engine, [("k-a9", "card-a", 0.75, 4.0)], start_s=99_000.0)
+    stale = ann.post(f"{url}/disposition", json={"disposition": "confirmed_fraud",
+                                                 "revision": seen})
+    assert stale.status_code == 409 and "changed since you loaded it" in stale.json()["detail"]
+    assert analyst_labels(engine) == {}
+    fresh = ann.get(url).json()
+    assert fresh["case"]["status"] == "claimed" and fresh["case"]["n_alerts"] == 3
+    # bulk is all or nothing: one case held by a colleague refuses the whole request
+    others = case_of(bob, "card-b")["case"]
+    refs = [{"id": others["id"], "revision": others["revision"]},
+            {"id": case["id"], "revision": fresh["case"]["revision"]}]
+    bulk = bob.post("/api/cases/bulk", json={"cases": refs, "disposition": "false_positive"})
+    assert bulk.status_code == 409 and case_of(bob, "card-b")["case"]["status"] == "open"
+    assert ada.post("/api/cases/bulk", json={"cases": refs, "disposition": "confirmed_fraud"}
+                    ).status_code == 200  # an admin may close a colleague's case
+    assert analyst_labels(engine) == {"k-b1": 1, "k-a1": 1, "k-a2": 1, "k-a9": 1}
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("post", "/api/cases/{id}/claim", None),
+    ("post", "/api/cases/{id}/disposition", {"disposition": "false_positive", "revision": 0}),
+    ("post", "/api/cases/bulk", {"cases": [{"id": "{id}", "revision": 0}],
+                                 "disposition": "false_positive"}),
+])
+def test_viewers_read_cases_but_cannot_change_them(desk, method, path, body):
+    engine, app, pw = desk
+    case_id = case_id_of(engine, "card-a")
+    if body and "cases" in body:
+        body = {**body, "cases": [{"id": case_id, "revision": 0}]}
+    url = path.replace("{id}", str(case_id))
+    assert TestClient(app).get("/api/cases").status_code == 401
+    vera = client_for(app, pw, "vera")
+    assert vera.get(f"/api/cases/{case_id}").status_code == 200
+    assert getattr(vera, method)(url, json=body).status_code == 403
+    assert getattr(TestClient(app), method)(url, json=body).status_code == 401
+    assert case_of(vera, "card-a")["case"]["revision"] == 0
+
+
+def test_card_queue_and_case_pages(desk):
+    engine, app, pw = desk
+    ann = TestClient(app)
+    csrf = login(ann, "ann", pw["ann"])
+    cards = ann.get("/cards")
+    assert cards.status_code == 200 and 'href="/cards"' in cards.text  # in the desk's nav
+    assert re.findall(r'class="case-link" href="/cases/\d+">([^<]+)<', cards.text) == [
+        "card-b", "card-a", "card-c"]
+    case_id = case_id_of(engine, "card-a")
+    page = ann.get(f"/cases/{case_id}")
+    assert page.status_code == 200
+    marks = re.findall(r'name="mark" value="([^"]+)" checked', page.text)
+    assert marks == ["k-a1", "k-a2"]  # every open alert ticked by default
+    form = {"revision": "0", "marks": "1", "mark": ["k-a1"], "disposition": "confirmed_fraud"}
+    assert ann.post(f"/cases/{case_id}/disposition", data=form).status_code == 403  # no CSRF
+    done = ann.post(f"/cases/{case_id}/disposition", data={**form, "csrf_token": csrf},
+                    follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/cases/{case_id}"
+    assert analyst_labels(engine) == {"k-a1": 1}
+    again = ann.post(f"/cases/{case_id}/disposition", data={**form, "csrf_token": csrf})
+    assert again.status_code == 409 and "changed since you loaded it" in again.text
+    vera = TestClient(app)
+    vcsrf = login(vera, "vera", pw["vera"])
+    assert 'name="sel"' not in vera.get("/cards").text
+    bulk = vera.post("/cards/bulk", data={"csrf_token": vcsrf, "sel": ["1:0"],
+                                          "disposition": "false_positive"})
+    assert "nothing changed" in bulk.text
+    b = case_id_of(engine, "card-b")
+    closed = ann.post("/cards/bulk", data={"csrf_token": csrf, "sel": [f"{b}:0"],
+                                           "disposition": "false_positive"})
+    assert "1 case closed" in closed.text
+    assert analyst_labels(engine) == {"k-a1": 1, "k-b1": 0}
+    assert ann.get("/cases/999999").status_code == 404
