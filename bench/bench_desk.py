@@ -125,13 +125,12 @@ LABEL_COLUMNS = ("label_id", "transaction_id", "is_fraud", "source", "observed_a
                  "received_at")
 
 
-def seed(url: str, rows: int) -> None:
+def add_model(engine: Any) -> None:
+    """Model version 1 (production), the one the seeded alerts name."""
     from sqlalchemy import insert
 
-    from store.db import connect
-    from store.tables import alerts, labels, model_versions
+    from store.tables import model_versions
 
-    engine = connect(url)
     with engine.begin() as conn:
         conn.execute(
             insert(model_versions).values(
@@ -147,6 +146,16 @@ def seed(url: str, rows: int) -> None:
                 stage="production",
             )
         )
+
+
+def seed(url: str, rows: int) -> None:
+    from sqlalchemy import insert
+
+    from store.db import connect
+    from store.tables import alerts, labels
+
+    engine = connect(url)
+    add_model(engine)
     started = time.perf_counter()
     if engine.dialect.name == "postgresql":
         raw = engine.raw_connection()
