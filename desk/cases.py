@@ -15,9 +15,10 @@ import orjson
 from sqlalchemy import Engine, select, tuple_
 
 from desk import params as p
+from desk.card_view import card_view, keyed_spec
 from desk.queue import MAX_PAGE, STATUSES, Page, Status
 from schemas.events import event_time
-from store.tables import alerts, cases, desk_audit
+from store.tables import alerts, cases, desk_audit, model_versions
 from store.truth import latest_label
 
 CASE_COLUMNS = ("id", "card_id", "status", "assignee", "disposition", "disposition_note",
@@ -141,7 +142,27 @@ def case_detail(engine: Engine, case_id: int) -> dict[str, Any] | None:
         item["event_time"] = event_time(item["time_s"])
         items.append(item)
     return {"case": _shaped(row._mapping, datetime.now(UTC)), "alerts": items,
-            "audit": [dict(r._mapping) for r in audit]}
+            "audit": [dict(r._mapping) for r in audit], "card": _card(engine, items)}
+
+
+def _card(engine: Engine, items: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The card panel (:func:`desk.card_view.card_view`) of the case's highest-scoring alert
+    (the latest of equals), with ``transaction_id`` and ``model_version`` of that alert; None
+    without alerts or for a model without a behaviour spec."""
+    if not items:
+        return None
+    top = max(items, key=lambda r: (r["score"], r["time_s"]))
+    with engine.connect() as conn:
+        alert = conn.execute(select(alerts).where(
+            alerts.c.transaction_id == top["transaction_id"],
+            alerts.c.model_version == top["model_version"])).first()
+        training = conn.execute(select(model_versions.c.training).where(
+            model_versions.c.version == top["model_version"])).scalar()
+    spec = keyed_spec(training)
+    if alert is None or spec is None:
+        return None
+    return {**card_view(engine, dict(alert._mapping), spec),
+            "transaction_id": top["transaction_id"], "model_version": top["model_version"]}
 
 
 def waited_text(seconds: float) -> str:

@@ -225,7 +225,8 @@ cases = Table(
     Column("closed_at", DateTime(timezone=True), nullable=True),
     Column("revision", Integer, nullable=False, server_default="0"),
     Index("ix_cases_status_score", "status", "max_score", "id"),
-    Index("ix_cases_assignee", "assignee", "status", "max_score"),
+    Index("ix_cases_score", "max_score", "id"),
+    Index("ix_cases_assignee", "assignee", "status", "max_score", "id"),
     Index("ix_cases_card", "card_id", "id"),
     # at most one case per card is not closed
     Index("ux_cases_open_card", "card_id", unique=True,

@@ -243,3 +243,29 @@ def test_card_queue_and_case_pages(desk):
     assert "1 case closed" in closed.text
     assert analyst_labels(engine) == {"k-a1": 1, "k-b1": 0}
     assert ann.get("/cases/999999").status_code == 404
+
+
+def test_the_keyed_scorer_fills_the_card_queue_and_the_case_shows_the_card(db_url, home,
+                                                                           tmp_path):
+    """Alerts written by the keyed scorer's pipeline gather per card; the case page shows the
+    card panel (history, words) of its highest-scoring alert."""
+    from tests.keyed_desk_fixtures import seed_keyed
+
+    engine = connect(db_url)
+    keyed = seed_keyed(engine, home, tmp_path / "staging")
+    app = create_app(engine, secret=SECRET, limiter=LoginLimiter())
+    ann = client_for(app, add_users(engine), "ann")
+    items = ann.get("/api/cases").json()["items"]
+    alerted_cards = sorted({keyed.tx_card[t] for t in keyed.alerts})
+    assert sorted(c["card_id"] for c in items) == alerted_cards
+    for case in items:
+        got = ann.get(f"/api/cases/{case['id']}").json()
+        listed = [a["transaction_id"] for a in got["alerts"]]
+        assert listed == [t for t in keyed.alerts if keyed.tx_card[t] == case["card_id"]]
+        assert case["n_alerts"] == len(listed)
+        assert got["card"]["card_id"] == case["card_id"]
+    c1 = next(c for c in items if c["card_id"] == "c1")
+    page = ann.get(f"/cases/{c1['id']}")
+    assert page.status_code == 200 and 'id="card-panel"' in page.text
+    assert "transactions in the last 24 h" in page.text
+    engine.dispose()

@@ -42,7 +42,8 @@ def upgrade() -> None:
         sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
     )
     op.create_index("ix_cases_status_score", "cases", ["status", "max_score", "id"])
-    op.create_index("ix_cases_assignee", "cases", ["assignee", "status", "max_score"])
+    op.create_index("ix_cases_score", "cases", ["max_score", "id"])
+    op.create_index("ix_cases_assignee", "cases", ["assignee", "status", "max_score", "id"])
     op.create_index("ix_cases_card", "cases", ["card_id", "id"])
     op.create_index("ux_cases_open_card", "cases", ["card_id"], unique=True,
                     sqlite_where=NOT_CLOSED, postgresql_where=NOT_CLOSED)
