@@ -30,7 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import psycopg  # noqa: F401  (a PostgreSQL driver before anything else heavy)
-from bench_desk import ANALYSTS, LABEL_COLUMNS, LABELLED_EVERY, SPAN_S, add_model, timed
+from bench_desk import (
+    ANALYSTS,
+    HEADER,
+    LABEL_COLUMNS,
+    LABELLED_EVERY,
+    SPAN_S,
+    add_model,
+    desk_clients,
+    timed,
+)
 from common import PG_ENV, fresh_db, percentile, redacted
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -136,26 +145,16 @@ def main() -> int:
     args = parser.parse_args()
 
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
-
-    from desk import auth
-    from desk.app import create_app
     from store.db import connect
-    from tests.desk_fixtures import login
 
     with tempfile.TemporaryDirectory(prefix="bench-cards-") as tmp:
         url = fresh_db(args.db or args.pg_url or os.environ.get(PG_ENV), Path(tmp))
         print(f"database: {redacted(url)}", flush=True)
         n_cases = seed(url, args.alerts, args.cards)
         engine = connect(url)
-        password = auth.add_user(engine, "bench", "analyst")
-        _, token = auth.add_token(engine, "bench")
-        app = create_app(engine, secret="bench-secret-0123456789")
-        browser = TestClient(app)
-        login(browser, "bench", password)
-        api = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+        browser, api = desk_clients(engine)
         worst = 0.0
-        print(f"{'scenario':<28} {'page p50':>9} {'p95':>7} {'API p50':>9} {'p95':>7}  (ms)")
+        print(HEADER)
 
         def report(name: str, html: list[float], data: list[float]) -> None:
             nonlocal worst

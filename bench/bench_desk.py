@@ -198,6 +198,27 @@ def seed(url: str, rows: int) -> None:
     engine.dispose()
 
 
+#: The header of the latency tables (one row per scenario: page and API, p50 and p95).
+HEADER = f"{'scenario':<28} {'page p50':>9} {'p95':>7} {'API p50':>9} {'p95':>7}  (ms)"
+
+
+def desk_clients(engine: Any) -> tuple[Any, Any]:
+    """The desk over ``engine`` and two clients of it: a browser logged in as the analyst
+    ``bench`` and the API with that analyst's bearer token."""
+    from fastapi.testclient import TestClient
+
+    from desk import auth
+    from desk.app import create_app
+    from tests.desk_fixtures import login
+
+    password = auth.add_user(engine, "bench", "analyst")
+    _, token = auth.add_token(engine, "bench")
+    app = create_app(engine, secret="bench-secret-0123456789")
+    browser = TestClient(app)
+    login(browser, "bench", password)
+    return browser, TestClient(app, headers={"Authorization": f"Bearer {token}"})
+
+
 def timed(get: Any, path: str, params: dict[str, str], runs: int) -> list[float]:
     out = []
     for _ in range(runs):
@@ -220,26 +241,16 @@ def main() -> int:
     args = parser.parse_args()
 
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
-
-    from desk import auth
-    from desk.app import create_app
     from store.db import connect
-    from tests.desk_fixtures import login
 
     with tempfile.TemporaryDirectory(prefix="bench-desk-") as tmp:
         url = fresh_db(args.db or args.pg_url or os.environ.get(PG_ENV), Path(tmp))
         print(f"database: {redacted(url)}", flush=True)
         seed(url, args.rows)
         engine = connect(url)
-        password = auth.add_user(engine, "bench", "analyst")
-        _, token = auth.add_token(engine, "bench")
-        app = create_app(engine, secret="bench-secret-0123456789")
-        browser = TestClient(app)
-        login(browser, "bench", password)
-        api = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+        browser, api = desk_clients(engine)
         worst = 0.0
-        print(f"{'scenario':<28} {'page p50':>9} {'p95':>7} {'API p50':>9} {'p95':>7}  (ms)")
+        print(HEADER)
         for name, params in {**SCENARIOS, "page 20 (cursor)": {}}.items():
             if name == "page 20 (cursor)":
                 cursor = None

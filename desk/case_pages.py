@@ -12,10 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from desk import cases, params, work
-from desk.access import check_csrf
 from desk.case_api import do_case_work
 from desk.case_work import CaseRef
-from desk.pages import page_user, render
+from desk.pages import bulk_done, page_form, page_user, render
 from desk.params import WholePath
 from desk.queue import STATUSES
 
@@ -47,12 +46,12 @@ def cards_page(request: Request, msg: str = "") -> Response:
 @router.post("/cards/bulk")
 async def bulk(request: Request) -> Response:
     """Close (or claim) the selected cases: ``sel`` = ``id:revision`` as the page showed them."""
-    who = page_user(request)
-    if isinstance(who, Response):
-        return who
-    await check_csrf(request, who)
-    form = await request.form()
-    try:
+    sent = await page_form(request)
+    if isinstance(sent, Response):
+        return sent
+    who, form = sent
+
+    def run() -> str:
         refs = []
         for value in form.getlist("sel"):
             case_id, _, revision = str(value).partition(":")
@@ -63,15 +62,9 @@ async def bulk(request: Request) -> Response:
                             disposition=str(form.get("disposition", "")) or None,
                             note=str(form.get("note", "")) or None)
         verb = "closed" if action == "disposition" else f"{action}ed"
-        msg = f"{len(done)} case{'s' if len(done) != 1 else ''} {verb}"
-    except work.WorkError as exc:
-        msg = f"nothing changed: {exc.message}"
-    except params.BadParam as exc:
-        msg = f"nothing changed: {exc}"
-    back = str(form.get("back", "/cards"))
-    back = back if back.startswith("/cards") else "/cards"
-    sep = "&" if "?" in back else "?"
-    return RedirectResponse(f"{back}{sep}{urlencode({'msg': msg})}", status_code=303)
+        return f"{len(done)} case{'s' if len(done) != 1 else ''} {verb}"
+
+    return bulk_done(form, "/cards", run)
 
 
 def _case_page(request: Request, who: Any, case_id: int, *, msg: str = "",
@@ -101,11 +94,10 @@ def case_page(request: Request, case_id: WholePath, msg: str = "") -> Response:
 
 @router.post("/cases/{case_id}/{action}")
 async def act(request: Request, case_id: WholePath, action: str) -> Response:
-    who = page_user(request)
-    if isinstance(who, Response):
-        return who
-    await check_csrf(request, who)
-    form = await request.form()
+    sent = await page_form(request)
+    if isinstance(sent, Response):
+        return sent
+    who, form = sent
     try:
         if action not in ACTIONS:
             raise work.WorkError(404, f"unknown action {action[:40]!r}")

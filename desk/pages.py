@@ -5,11 +5,13 @@ dashboard. Forms post back with the session's CSRF token and are answered with a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
 
 from desk import auth, charts, params, queue, stats, work
 from desk.access import COOKIE, Principal, check_csrf, do_work, principal
@@ -40,6 +42,31 @@ def page_user(request: Request) -> Principal | Response:
     if who is None or who.via != "session":
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     return who
+
+
+async def page_form(request: Request) -> tuple[Principal, FormData] | Response:
+    """A page form's sender (logged in, the session's CSRF token checked) and its fields; or
+    the login redirect."""
+    who = page_user(request)
+    if isinstance(who, Response):
+        return who
+    await check_csrf(request, who)
+    return who, await request.form()
+
+
+def bulk_done(form: FormData, home: str, run: Callable[[], str]) -> Response:
+    """Run a page's bulk action (``run`` says what it did) and redirect to the form's ``back``
+    page under ``home`` with that message — or with why nothing changed."""
+    try:
+        msg = run()
+    except work.WorkError as exc:
+        msg = f"nothing changed: {exc.message}"
+    except params.BadParam as exc:
+        msg = f"nothing changed: {exc}"
+    back = str(form.get("back", home))
+    back = back if back.startswith(home) else home
+    sep = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{sep}{urlencode({'msg': msg})}", status_code=303)
 
 
 @router.get("/login")
@@ -164,12 +191,12 @@ def new_alerts(request: Request, after: str = "0", status: str = "open") -> Resp
 
 @router.post("/queue/bulk")
 async def bulk(request: Request) -> Response:
-    who = page_user(request)
-    if isinstance(who, Response):
-        return who
-    await check_csrf(request, who)
-    form = await request.form()
-    try:
+    sent = await page_form(request)
+    if isinstance(sent, Response):
+        return sent
+    who, form = sent
+
+    def run() -> str:
         keys = []
         for value in form.getlist("sel"):
             version, _, tx = str(value).partition(":")
@@ -182,15 +209,9 @@ async def bulk(request: Request) -> Response:
             disposition=str(form.get("disposition", "")),
             note=str(form.get("note", "")) or None,
         )
-        msg = f"{len(done)} alert{'s' if len(done) != 1 else ''} closed"
-    except work.WorkError as exc:
-        msg = f"nothing changed: {exc.message}"
-    except params.BadParam as exc:
-        msg = f"nothing changed: {exc}"
-    back = str(form.get("back", "/queue"))
-    back = back if back.startswith("/queue") else "/queue"
-    sep = "&" if "?" in back else "?"
-    return RedirectResponse(f"{back}{sep}{urlencode({'msg': msg})}", status_code=303)
+        return f"{len(done)} alert{'s' if len(done) != 1 else ''} closed"
+
+    return bulk_done(form, "/queue", run)
 
 
 def _missing(request: Request, who: Any, transaction_id: str, model_version: int) -> Response:
@@ -241,11 +262,10 @@ def detail(
 async def act(
     request: Request, model_version: VersionPath, transaction_id: TxPath, action: str
 ) -> Response:
-    who = page_user(request)
-    if isinstance(who, Response):
-        return who
-    await check_csrf(request, who)
-    form = await request.form()
+    sent = await page_form(request)
+    if isinstance(sent, Response):
+        return sent
+    who, form = sent
     try:
         if action not in ("claim", "release", "assign", "disposition"):
             raise work.WorkError(404, f"unknown action {action[:40]!r}")
