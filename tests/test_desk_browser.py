@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import socket
 import threading
 import time
@@ -225,8 +226,9 @@ def served_keyed(tmp_path, home, monkeypatch):
 
 
 def test_analyst_works_a_card_in_a_real_browser(served_keyed, browser, tmp_path):
-    """Keyed demo data: the card's history and the worded explanation on the alert page;
-    closing it as confirmed fraud labels the transaction and moves the dashboard's CP@k."""
+    """Keyed demo data: the card queue, a case with the card's history and the worded
+    explanation; closing it as confirmed fraud labels the card's transactions and moves the
+    dashboard's CP@k."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -237,6 +239,10 @@ def test_analyst_works_a_card_in_a_real_browser(served_keyed, browser, tmp_path)
         WebDriverWait(b, 10).until(
             lambda d: d.execute_script("return document.readyState") == "complete")
 
+    def cp(day: str) -> str:
+        b.get(f"{base}/dashboard")
+        return b.find_element(By.CSS_SELECTOR, f"#cp-{day} .cp-value").text
+
     base, password, keyed = served_keyed
     shots = Path(os.environ.get("FRAUDSTREAM_DESK_SCREENSHOTS") or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
@@ -246,39 +252,44 @@ def test_analyst_works_a_card_in_a_real_browser(served_keyed, browser, tmp_path)
     b.find_element(By.ID, "password").send_keys(password)
     load(b.find_element(By.ID, "login"))
     b.set_window_size(1280, 1500)
-    b.get(f"{base}/dashboard")
-    burst_day = b.find_element(By.ID, "cp-2018-04-21")
-    assert burst_day.find_element(By.CLASS_NAME, "cp-value").text == "0.000"
+    # the burst day and the next (c1 is the only card alerted, so CP@1 is 1 once it is labelled)
+    assert (cp("2018-04-21"), cp("2018-04-22")) == ("0.000", "0.000")
     assert "Card precision CP@1" in b.page_source
 
-    b.get(f"{base}/queue?order=score&limit=50")
-    tx = keyed.burst["c1"][3]
-    load(b.find_element(By.LINK_TEXT, tx))
-    b.set_window_size(1280, 2200)
+    b.set_window_size(1280, 900)
+    b.get(f"{base}/cards")
+    cases = b.find_elements(By.CSS_SELECTOR, "a.case-link")
+    assert [c.text for c in cases] == ["c1", "c2"]  # highest score first
+    b.save_screenshot(str(shots / "cards.png"))
+    load(cases[0])
+    assert "Card c1" in b.find_element(By.TAG_NAME, "h1").text
+    b.set_window_size(1280, 3000)
     words = b.find_element(By.ID, "card-words").text
-    assert "card: 5 transactions in the last 24 h (usual" in words
+    assert re.search(r"card: \d+ transactions in the last 24 h \(usual \d", words), words
     assert "was known fraud (fraud is known 7 days after)" in words
     history = b.find_element(By.ID, "card-history")
-    rows = history.find_elements(By.CSS_SELECTOR, "tr")[1:]
-    assert len(rows) >= 20 and "this alert" in history.find_element(
-        By.CSS_SELECTOR, "tr.current").text
+    assert len(history.find_elements(By.CSS_SELECTOR, "tr")) > 20
+    assert "this alert" in history.find_element(By.CSS_SELECTOR, "tr.current").text
     assert "T9" in b.find_element(By.ID, "terminal").text
-    b.save_screenshot(str(shots / "card-alert.png"))
+    marked = b.find_elements(By.CSS_SELECTOR, "input[name=mark]:checked")
+    assert len(marked) == 7  # the burst's six alerts and the next day's (default: all)
+    b.save_screenshot(str(shots / "case.png"))
 
     load(b.find_element(By.ID, "claim"))
     b.find_element(By.ID, "d-confirmed_fraud").click()
-    b.find_element(By.ID, "note").send_keys("card holder did not make these purchases")
+    b.find_element(By.ID, "note").send_keys("cardholder did not make these purchases")
     load(b.find_element(By.ID, "dispose"))
     assert "closed" in b.find_element(By.TAG_NAME, "h1").text
+    listed = b.find_element(By.CSS_SELECTOR, "table.case-alerts").text
+    assert listed.count("fraud analyst") == 7  # every marked transaction labelled
     current = b.find_element(By.CSS_SELECTOR, "#card-history tr.current").text
-    assert "fraud" in current and "analyst" in current  # the label, in the card's history
-    b.save_screenshot(str(shots / "card-closed.png"))
+    assert "fraud" in current and "analyst" in current  # the labels, in the card's history
+    b.save_screenshot(str(shots / "case-closed.png"))
 
     b.set_window_size(1280, 1500)
-    b.get(f"{base}/dashboard")
-    burst_day = b.find_element(By.ID, "cp-2018-04-21")
-    assert burst_day.find_element(By.CLASS_NAME, "cp-value").text == "1.000"
-    b.find_element(By.ID, "card-precision").location_once_scrolled_into_view  # noqa: B018
+    assert (cp("2018-04-21"), cp("2018-04-22")) == ("1.000", "1.000")
+    assert cp("2018-04-23") == "0.000"  # c2's case is still open
+    b.execute_script("document.getElementById('card-precision').scrollIntoView()")
     b.save_screenshot(str(shots / "card-dashboard.png"))
-    for name in ("card-alert.png", "card-closed.png", "card-dashboard.png"):
+    for name in ("cards.png", "case.png", "case-closed.png", "card-dashboard.png"):
         assert (shots / name).stat().st_size > 10_000
