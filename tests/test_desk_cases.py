@@ -269,3 +269,34 @@ def test_the_keyed_scorer_fills_the_card_queue_and_the_case_shows_the_card(db_ur
     assert page.status_code == 200 and 'id="card-panel"' in page.text
     assert "transactions in the last 24 h" in page.text
     engine.dispose()
+
+
+def test_an_alert_racing_a_close_waits_and_opens_a_new_case(desk, monkeypatch):
+    """The scorer's batch for the card arrives while an analyst's close holds the case: it
+    waits for the close, finds the case closed and opens a new one — not labelled, not lost."""
+    import time
+
+    from desk import case_work
+
+    engine, _, _ = desk
+    case_id = case_id_of(engine, "card-a")
+    scorer = threading.Thread(target=score_cards, args=(
+        engine, [("k-late", "card-a", 0.97, 9.0)]), kwargs={"start_s": 99_000.0})
+    original = case_work.change_alert
+
+    def closing(*args, **kwargs):  # inside the close's transaction, the case row locked
+        if not scorer.is_alive():
+            scorer.start()
+            time.sleep(0.3)  # the batch blocks on the case (PostgreSQL) or the writer lock
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(case_work, "change_alert", closing)
+    act_on_cases(engine, [CaseRef(case_id, 0)], "disposition", User(0, "ann", "analyst"),
+                 disposition="confirmed_fraud")
+    scorer.join()
+    assert analyst_labels(engine) == {"k-a1": 1, "k-a2": 1}
+    with engine.connect() as conn:
+        late = conn.execute(select(alerts.c.case_id, alerts.c.status)
+                            .where(alerts.c.transaction_id == "k-late")).one()
+    assert late.case_id != case_id and late.status == "open"
+    assert case_id_of(engine, "card-a") == case_id  # (the first alert's case)
