@@ -35,7 +35,7 @@ def cards_page(request: Request, msg: str = "") -> Response:
     page = cases.list_cases(request.app.state.engine, f)
     context = {
         "user": who.user, "csrf": who.csrf, "f": f, "page": page, "error": error, "msg": msg,
-        "statuses": STATUSES, "dispositions": work.DISPOSITIONS,
+        "statuses": STATUSES,
         "first_url": "/cards?" + urlencode(f.query_string(cursor=None)),
         "next_url": "/cards?" + urlencode(f.query_string(cursor=page.next_cursor))
         if page.next_cursor else None,
