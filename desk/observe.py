@@ -1,7 +1,8 @@
 """The desk's Prometheus metrics (``GET /metrics``, no login: counts only, no alert data).
 
 ``fraudstream_desk_requests_total{route,status}``, ``fraudstream_desk_request_duration_seconds``
-(histogram, by route) and ``fraudstream_desk_changes_total{action}`` (claims, dispositions…),
+(histogram, by route) and ``fraudstream_desk_changes_total{action}`` (claims, dispositions…;
+``case_claim``, ``case_disposition``… for cases),
 in the desk's own registry (one per app, so tests and several apps do not collide).
 """
 
@@ -32,7 +33,7 @@ class DeskMetrics:
         )
         self.changes = Counter(
             f"{PREFIX}_desk_changes",
-            "alert changes written, by action",
+            "alert and case changes written, by action (case_* for cases)",
             ["action"],
             registry=self.registry,
         )

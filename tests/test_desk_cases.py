@@ -243,6 +243,8 @@ def test_card_queue_and_case_pages(desk):
     assert "1 case closed" in closed.text
     assert analyst_labels(engine) == {"k-a1": 1, "k-b1": 0}
     assert ann.get("/cases/999999").status_code == 404
+    assert 'fraudstream_desk_changes_total{action="case_disposition"} 2.0' in ann.get(
+        "/metrics").text
 
 
 def test_the_keyed_scorer_fills_the_card_queue_and_the_case_shows_the_card(db_url, home,
