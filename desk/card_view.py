@@ -10,16 +10,18 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine, and_, case, func, select
 
 from desk.keyed_explain import UNUSUAL_RATIO, windows, worded
-from schemas.behaviour import BehaviourSpec
+from schemas.behaviour import DAY_US, BehaviourSpec
 from schemas.errors import FraudstreamError
 from store.tables import alerts, decisions, keyed_transactions
 from store.truth import latest_label
 
 #: Transactions of the card shown before (the alerted one included) and after the alert.
 BEFORE, AFTER = 20, 10
+#: The terminal's recent activity (days before the transaction, from the store).
+RECENT_DAYS = (1, 7)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -80,6 +82,30 @@ def card_history(engine: Engine, transaction_id: str,
     return dict(anchor._mapping), rows
 
 
+def terminal_recent(engine: Engine, terminal_id: str, time_us: int,
+                    model_version: int) -> list[dict[str, Any]]:
+    """The terminal's activity in the :data:`RECENT_DAYS` up to the transaction (its time
+    included), as the store holds it now (not a model input: the model reads terminals
+    ``D`` days late): ``transactions``, distinct ``cards``, ``flagged`` by the model,
+    ``fraud`` (current label fraud)."""
+    k, d = keyed_transactions.c, decisions.c
+    fraud = latest_label(k.transaction_id, "is_fraud")
+    query = select(func.count(), func.count(func.distinct(k.customer_id)),
+                   func.coalesce(func.sum(case((d.flagged.is_(True), 1), else_=0)), 0),
+                   func.coalesce(func.sum(case((fraud == 1, 1), else_=0)), 0)).select_from(
+        keyed_transactions.outerjoin(decisions, and_(d.transaction_id == k.transaction_id,
+                                                     d.model_version == model_version)))
+    out = []
+    with engine.connect() as conn:
+        for days in RECENT_DAYS:
+            n, cards, flagged, frauds = conn.execute(query.where(
+                k.terminal_id == terminal_id, k.time_us > time_us - days * DAY_US,
+                k.time_us <= time_us)).one()
+            out.append({"days": days, "transactions": int(n), "cards": int(cards),
+                        "flagged": int(flagged), "fraud": int(frauds)})
+    return out
+
+
 def card_view(engine: Engine, alert: Mapping[str, Any],
               spec: BehaviourSpec) -> dict[str, Any]:
     """Everything the card panel shows for a keyed ``alert`` (a row of ``alerts``) of a model
@@ -94,6 +120,8 @@ def card_view(engine: Engine, alert: Mapping[str, Any],
         "history": history,
         "card_windows": windows(values, "customer"),
         "terminal_windows": windows(values, "terminal"),
+        "terminal_recent": terminal_recent(engine, anchor["terminal_id"], anchor["time_us"],
+                                           alert["model_version"]) if anchor else [],
         "words": words,
         "top_contribution": max((abs(w["contribution"]) for w in words
                                  if w["contribution"] is not None), default=1.0) or 1.0,

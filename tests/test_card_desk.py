@@ -64,6 +64,10 @@ def test_keyed_alert_shows_the_card_its_windows_and_the_words(db_url, home, tmp_
     assert windows[1]["count"] == 5.0 and windows[30]["usual_count"] is None
     assert windows[1]["usual_count"] == pytest.approx(stored["customer_count_30d"] / 30)
     assert {w["days"]: w["risk"] for w in card["terminal_windows"]}[7] == 1.0
+    # the terminal's recent activity from the store: c1's burst up to this purchase
+    assert card["terminal_recent"] == [
+        {"days": 1, "transactions": 4, "cards": 1, "flagged": 4, "fraud": 0},
+        {"days": 7, "transactions": 4, "cards": 1, "flagged": 4, "fraud": 0}]
     words = {w["feature"]: w for w in card["words"]}
     usual = f"{stored['customer_count_30d'] / 30:.1f}"
     assert words["customer_count_1d"]["sentence"] == (
