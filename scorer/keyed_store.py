@@ -74,6 +74,13 @@ def load_facts(engine: Engine, terminals: Iterable[str], lo_us: int, hi_us: int,
     return facts, known
 
 
+def fraud_known(engine: Engine, ids: Iterable[str]) -> dict[str, int]:
+    """When each of ``ids`` became known fraud (µs): the point-in-time rule of keyed scoring,
+    which retraining from the stream applies to the events it reads back."""
+    with engine.connect() as conn:
+        return _known(conn, list(ids))
+
+
 def _known(conn: Connection, ids: list[str]) -> dict[str, int]:
     """When each of ``ids`` became known fraud: its first fraud label's ``observed_at``."""
     lc = labels.c

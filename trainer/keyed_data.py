@@ -34,6 +34,10 @@ class KeyedDataset:
     scenario: np.ndarray | None  # (n,) int8 or None
     sha256: str
     source: str
+    #: When each row became known fraud (µs; :data:`schemas.behaviour.NEVER`: not known), for
+    #: data read back from the stream (its labels' observation times); None: CSV truth, each
+    #: fraud known ``delay_days`` after it happened.
+    known_us: np.ndarray | None = None
 
     @property
     def time(self) -> np.ndarray:
@@ -41,10 +45,12 @@ class KeyedDataset:
         return self.time_us / 1e6
 
     def history(self, delay_days: int, known: np.ndarray | None = None) -> History:
-        """The :class:`History` of this data: frauds known ``delay_days`` after they happened
-        (CSV truth), or at ``known`` (``(n,)`` int64 µs, e.g. label observation times)."""
+        """The :class:`History` of this data: frauds known at ``known`` (``(n,)`` int64 µs,
+        e.g. label observation times), else at :attr:`known_us`, else ``delay_days`` after they
+        happened (CSV truth)."""
         import pandas as pd
 
+        known = self.known_us if known is None else known
         fraud_known = known_after_delay(self.time_us, self.y, delay_days) if known is None \
             else np.asarray(known, dtype=np.int64)
         return History(time_us=self.time_us,

@@ -98,9 +98,12 @@ def train_keyed_one(prep: Prepared, family: str, strategy: str,
                       x_val=x_val, drift=None)
 
 
-def provenance(prep: Prepared, opts: KeyedOptions, csv: str) -> dict[str, Any]:
-    """The model's ``training`` record: source, input kind, spec and hash, protocol."""
-    return {"source": "csv", "csv": csv, "split": "protocol", "input": INPUT_KEYED,
+def provenance(prep: Prepared, opts: KeyedOptions, csv: str | None,
+               origin: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model's ``training`` record: source (``origin``, e.g. the stream's window and
+    labels; default: the CSV), input kind, spec and hash, protocol."""
+    return {**(origin or {"source": "csv", "csv": csv}), "split": "protocol",
+            "input": INPUT_KEYED,
             "rows": len(prep.dataset.y), "frauds": int(prep.dataset.y.sum()),
             "behaviour_spec": prep.spec.to_dict(), "behaviour_spec_sha256": prep.spec.sha256(),
             "top_k": opts.top_k, **prep.split.info()}
@@ -119,7 +122,7 @@ def report_notes(prep: Prepared, run: TrainedRun, opts: KeyedOptions) -> list[tu
 
 
 def register_keyed(engine: Any, run: TrainedRun, prep: Prepared, opts: KeyedOptions, *,
-                   csv: str, home: Path, training: dict[str, Any] | None = None,
+                   csv: str | None, home: Path, training: dict[str, Any] | None = None,
                    report_runs: list[TrainedRun] | None = None) -> tuple[Any, Path]:
     """Register ``run`` with its spec hash in the manifest and the protocol in the report."""
     return register_run(

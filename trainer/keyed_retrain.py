@@ -1,4 +1,5 @@
-"""``fraudstream retrain --csv`` on a keyed CSV: each family trained with the protocol and
+"""``fraudstream retrain`` on keyed data (a keyed ``--csv``, or keyed events read back from the
+stream: :mod:`trainer.keyed_stream`): each family trained with the protocol and
 behaviour features (:mod:`trainer.keyed_pipeline`), registered, and gated against production on
 the protocol's test set (:func:`trainer.retrain.decide`, the same gate and rule as the ULB path).
 
@@ -14,8 +15,6 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from schemas.behaviour import model_inputs
 from schemas.keyed import INPUT_KEYED
@@ -46,11 +45,12 @@ def _production_scores(engine: Any, before: Any, prep: Prepared, home: Path) -> 
 
 
 def retrain_keyed(opts: RetrainOptions, dataset: KeyedDataset, engine: Any,
-                  home: Path) -> dict[str, Any]:
+                  home: Path, origin: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One keyed round on ``dataset``: a keyed CSV, or (``origin``: its provenance) the keyed
+    events read back from the stream (:mod:`trainer.keyed_stream`)."""
     kopts = opts.keyed or KeyedOptions(epochs=opts.epochs, seed=opts.seed, policy=opts.policy)
     prep = prepare(dataset, kopts)
-    assert opts.csv is not None
-    training = provenance(prep, kopts, opts.csv)
+    training = provenance(prep, kopts, opts.csv, origin)
     before = _production(engine)
     runs, records = [], []
     for family in opts.families:
@@ -71,12 +71,13 @@ def retrain_keyed(opts: RetrainOptions, dataset: KeyedDataset, engine: Any,
         verdicts: dict[int, Any] = {}
     else:
         production = None if before is None else _production_scores(engine, before, prep, home)
-        origins = slice_provenance(engine, opts, np.empty(0), slice_.y)  # the CSV labels
+        origins = slice_provenance(  # a CSV's labels, or the label store's
+            engine, opts, dataset.transaction_id[prep.split.test], slice_.y)
         outcomes, verdicts = decide(engine, records, runs, slice_, production, opts, home,
                                     origins)
     after = _production(engine)
     return {
-        "source": "csv", "input": INPUT_KEYED, "training": training,
+        "source": training["source"], "input": INPUT_KEYED, "training": training,
         "rule": opts.rule.describe(), "promote": opts.promote,
         "production_before": before.version if before else None,
         "production_after": after.version if after else None,
@@ -86,6 +87,23 @@ def retrain_keyed(opts: RetrainOptions, dataset: KeyedDataset, engine: Any,
              "gate": verdicts[rec.version].to_dict() if rec.version in verdicts else None}
             for rec, run in zip(records, runs, strict=True)],
     }
+
+
+def stream_round(engine: Any, opts: RetrainOptions, home: Path
+                 ) -> tuple[dict[str, Any] | None, list[Any]]:
+    """Read ``opts.topic`` back; when it holds keyed events, run a keyed round on them
+    (:mod:`trainer.keyed_stream`) and return (its summary, the records); else (None, the
+    records) for the ``transaction.v1`` round."""
+    from stream.cli import reachable_broker
+    from stream.readback import read_back
+    from trainer.keyed_stream import holds_keyed, keyed_stream_data
+
+    records = read_back(reachable_broker(opts.bootstrap), opts.topic,
+                        client_id="fraudstream-retrain")
+    if not holds_keyed(records):
+        return None, records
+    dataset, origin = keyed_stream_data(engine, opts, records)
+    return retrain_keyed(opts, dataset, engine, home, origin), records
 
 
 def _held_by_v1(engine: Any, records: list[Any], runs: list[Any], slice_: TestSlice,
@@ -106,8 +124,18 @@ def _held_by_v1(engine: Any, records: list[Any], runs: list[Any], slice_: TestSl
 def human(summary: dict[str, Any]) -> list[str]:
     """The keyed round's summary for people."""
     t = summary["training"]
-    lines = [f"retrained on keyed {t['csv']}: {t['rows']:,} rows, {t['frauds']:,} frauds; "
-             f"behaviour spec {t['behaviour_spec_sha256'][:12]}"]
+    if t["source"] == "stream":
+        w, labels = t["window"], t["labels"]
+        lines = [f"retrained from the stream ({t['topic']}, keyed events "
+                 f"{w['first_event'][:19]} .. {w['last_event'][:19]}): {t['rows']:,} rows, "
+                 f"{t['frauds']:,} frauds" + (" (SYNTHETIC data)" if t.get("synthetic") else "")
+                 + f"; behaviour spec {t['behaviour_spec_sha256'][:12]}",
+                 f"  mature events: {labels['fraud']:,} labelled fraud, {labels['genuine']:,} "
+                 f"labelled genuine, {labels['matured']:,} unlabelled (genuine); "
+                 f"{labels['left_out']:,} too recent (left out)"]
+    else:
+        lines = [f"retrained on keyed {t['csv']}: {t['rows']:,} rows, {t['frauds']:,} frauds; "
+                 f"behaviour spec {t['behaviour_spec_sha256'][:12]}"]
     lines += [f"  {name:<17} {p['first_day']} .. {p['last_day']}"
               for name, p in t["protocol"].items()]
     lines.append(f"gate: {summary['rule']}")

@@ -116,9 +116,10 @@ def _aware(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def stream_data(engine: Any, opts: RetrainOptions) -> tuple[oot.Assembled, dict[str, Any]]:
-    """The labelled training set from the transactions topic ⋈ the label store, and its
-    provenance (window, clock, maturity, dead letters)."""
+def stream_data(engine: Any, opts: RetrainOptions, records: list[Any] | None = None
+                ) -> tuple[oot.Assembled, dict[str, Any]]:
+    """The labelled training set from the transactions topic (its ``records`` when already
+    read) ⋈ the label store, and its provenance (window, clock, maturity, dead letters)."""
     from schemas.provenance import synthetic_share
     from scorer import decode_batch
     from store.counts import maturity_cutoff, stream_clock
@@ -126,9 +127,8 @@ def stream_data(engine: Any, opts: RetrainOptions) -> tuple[oot.Assembled, dict[
     from stream.cli import reachable_broker
     from stream.readback import read_back
 
-    records = read_back(
-        reachable_broker(opts.bootstrap), opts.topic, client_id="fraudstream-retrain"
-    )
+    records = records if records is not None else read_back(
+        reachable_broker(opts.bootstrap), opts.topic, client_id="fraudstream-retrain")
     batch = decode_batch(records, Horizon.from_wall_clock())  # what the scorer would accept
     if not batch.events:
         raise FraudstreamError(
@@ -372,12 +372,16 @@ def retrain(opts: RetrainOptions) -> dict[str, Any]:
     opts.check()
     home = resolve_home(opts.home)
     engine = store_db.connect(opts.db)
+    from trainer.keyed_retrain import retrain_keyed, stream_round
+
     loaded = load_data(opts.csv) if opts.csv else None
     if loaded is not None and not isinstance(loaded, Dataset):  # a keyed CSV
-        from trainer.keyed_retrain import retrain_keyed
-
         return retrain_keyed(opts, loaded, engine, home)
-    assembled, provenance = csv_data(opts, loaded) if opts.csv else stream_data(engine, opts)
+    keyed, records = (None, None) if opts.csv else stream_round(engine, opts, home)
+    if keyed is not None:  # the stream holds keyed events: a keyed round
+        return keyed
+    assembled, provenance = csv_data(opts, loaded) if opts.csv else stream_data(engine, opts,
+                                                                                records)
     data = assembled.dataset
     tsplit = oot.out_of_time_split(
         data, val_fraction=opts.val_fraction, test_fraction=opts.test_fraction

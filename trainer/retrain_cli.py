@@ -59,7 +59,9 @@ def register(sub: Any) -> None:
         metavar="H:P",
         help=BOOTSTRAP_HELP,
     )
-    src.add_argument("--topic", default="transactions", help="topic of transaction.v1 events")
+    src.add_argument("--topic", default="transactions",
+                     help="topic of transaction events (keyed transaction.v2 events: a keyed "
+                     "round, behaviour features and the protocol)")
     src.add_argument(
         "--since",
         metavar="TIME",
