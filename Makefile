@@ -29,6 +29,7 @@ test: setup kafka-jars
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# DATA=keyed: the same loop on keyed data (cards, terminals, behaviour features).
 demo: setup kafka-jars
 	bash deploy/demo.sh
 

@@ -10,8 +10,15 @@
 #      five sixths before the retraining round, one sixth after),
 #      LABEL_DELAY (default 6h: fraud labels arrive this long after the transaction).
 # Each run starts from a fresh demo home (.fraudstream/demo): models, database and broker data.
+# DATA=keyed (`make demo DATA=keyed`): the same loop on keyed data, see deploy/demo_keyed.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${DATA:-ulb}" in
+  keyed) exec bash deploy/demo_keyed.sh ;;
+  ulb) ;;
+  *) echo "DATA=${DATA}: make demo takes DATA=ulb (the default, creditcard.csv) or DATA=keyed" >&2
+     exit 2 ;;
+esac
 FS=".venv/bin/fraudstream"
 PY=".venv/bin/python"
 export FRAUDSTREAM_HOME="${DEMO_HOME:-$PWD/.fraudstream/demo}"

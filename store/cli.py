@@ -96,6 +96,11 @@ def register(sub: Any) -> None:
     add_mature_after(counts)
     counts.add_argument("--by", choices=("version", "day"), default="version",
                         help="'day' splits each version by event-time day (cohorts)")
+    counts.add_argument("--ranking", action="store_true",
+                        help="instead: ROC AUC, average precision and card precision top-k "
+                             "(keyed transactions) of each version on its matured decisions")
+    counts.add_argument("--top-k", type=int, default=100, metavar="K",
+                        help="k of card precision top-k (the investigators' daily capacity)")
     _db_flag(counts)
     counts.set_defaults(func=run_counts)
 
@@ -298,6 +303,8 @@ def run_counts(args: argparse.Namespace) -> int:
     from store.settings import maturity
 
     mature = maturity(args.mature_after)
+    if args.ranking:
+        return _ranking(args, mature)
     report = matured_counts(connect(args.db, create=False), mature.window, by_day=args.by == "day")
     if args.json:
         print(json.dumps({**report.to_dict(), **mature.to_dict()}, default=str))
@@ -313,6 +320,19 @@ def run_counts(args: argparse.Namespace) -> int:
               f"fn={r.fn} pending={r.pending} precision={_fmt(r.precision)} "
               f"recall={_fmt(r.recall)} fraud-amount-caught={_fmt(r.amount_caught)}")
     print(f"orphan labels (transaction never scored): {report.orphans}")
+    return 0
+
+
+def _ranking(args: argparse.Namespace, mature: Any) -> int:
+    from schemas.errors import FraudstreamError
+    from store.db import connect
+    from store.ranking import describe, ranking
+
+    if args.top_k < 1:
+        raise FraudstreamError(f"--top-k must be >= 1, got {args.top_k}")
+    rows = ranking(connect(args.db, create=False), mature.window, top_k=args.top_k)
+    _print({"rows": rows, **mature.to_dict()}, args.json,
+           [describe(r) for r in rows] or ["nothing scored yet"])
     return 0
 
 
