@@ -12,11 +12,24 @@
 # Knobs (environment): SYNTH_ROWS (default 50000), EPOCHS (default 5), SPEEDUP, LABELS, CSV,
 # PROMETHEUS_PORT, GRAFANA_PORT, DESK_PORT, POSTGRES_PASSWORD (default: a random one), KEEP,
 # IMAGES, PROFILES (e.g. retrain: also the retrainer, a gated round every RETRAIN_EVERY).
+# DATA=keyed: keyed transactions instead (CSV default /data/keyed.csv, else a SYNTHETIC
+# simulation of SYNTH_CUSTOMERS/SYNTH_TERMINALS/SYNTH_DAYS, default 400/800/70): the trainer
+# trains FAMILY (default xgboost) with behaviour features, labels are delayed 7 days (the
+# features' feedback delay), the scorers keep per-card state, and the retrainer retrains from
+# the keyed stream over RETRAIN_DAYS (default 60: the protocol needs 3 weeks of mature events).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
 
-export SYNTH_ROWS="${SYNTH_ROWS:-50000}" EPOCHS="${EPOCHS:-5}"
+export SYNTH_ROWS="${SYNTH_ROWS:-50000}" EPOCHS="${EPOCHS:-5}" DATA="${DATA:-ulb}"
+case "$DATA" in
+  ulb) ;;
+  keyed)
+    export CSV="${CSV:-/data/keyed.csv}" LABELS="${LABELS:-delayed:7d}" FAMILY="${FAMILY:-xgboost}" \
+      MATURE_AFTER="${MATURE_AFTER:-7d}" TRAIN_SHARE="${TRAIN_SHARE:-0.3}" \
+      RETRAIN_DAYS="${RETRAIN_DAYS:-60}" ;;
+  *) echo "DATA=$DATA: make simulate takes DATA=ulb (the default) or DATA=keyed" >&2; exit 2 ;;
+esac
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-fraudstream-sim}"
 export POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-$(tr -dc 'a-zA-Z0-9' < /dev/urandom | head -c 24)}"
 export COMPOSE_BAKE=false DOCKER_BUILDKIT=0  # the classic builder: no BuildKit here
@@ -105,6 +118,10 @@ if [ "${labels#delayed:}" != "$labels" ]; then
   "${DC[@]}" exec -T scorer fraudstream counts --mature-after "${labels#delayed:}"
 else
   "${DC[@]}" exec -T scorer fraudstream counts
+fi
+if [ "$DATA" = keyed ]; then
+  step "what each model scored: ROC AUC, average precision, card precision top-100"
+  "${DC[@]}" exec -T scorer fraudstream counts --ranking --mature-after "${labels#delayed:}"
 fi
 step "top alerts"
 "${DC[@]}" exec -T scorer fraudstream alerts list --limit 10

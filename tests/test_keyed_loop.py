@@ -78,3 +78,54 @@ def test_retrain_from_the_stream_on_keyed_events(kafka_bootstrap, new_topic, db_
     assert np.array_equal(dataset.y, csv.y[index])
     np.testing.assert_allclose(stream_inputs, offline[index], rtol=0, atol=1e-9)
     assert stream_inputs[:, spec.input_names().index("terminal_risk_7d")].max() > 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_counts_ranking_gives_auc_ap_and_card_precision_per_version(db_url):
+    """`counts --ranking`: each version on its matured decisions (labelled, or unlabelled and
+    older than the label window); CP@k from the cards on record (keyed transactions only)."""
+    from datetime import UTC, datetime, timedelta
+
+    from models.evaluation import card_precision_top_k, evaluate
+    from store.tables import decisions, keyed_transactions, labels
+
+    engine = connect(db_url)
+    rng = np.random.default_rng(3)
+    start = datetime(2018, 5, 1, tzinfo=UTC)
+    n = 300
+    when = [start + timedelta(hours=int(h)) for h in sorted(rng.integers(0, 24 * 6, n))]
+    card = [f"c{i}" for i in rng.integers(0, 40, n)]
+    y = (rng.random(n) < 0.2).astype(int)
+    score = np.clip(0.3 * y + rng.random(n) * 0.8, 0, 1)
+    decision = {"threshold": 0.5, "amount": 1.0, "source_topic": "t", "source_partition": 0,
+                "scored_at": start}
+    with engine.begin() as conn:
+        conn.execute(decisions.insert(), [
+            {**decision, "transaction_id": f"k{i}", "model_version": 1, "score": float(score[i]),
+             "flagged": bool(score[i] > 0.5), "event_time": when[i], "source_offset": i}
+            for i in range(n)] + [  # v2: a v1 (ULB) model, no card on record
+            {**decision, "transaction_id": f"u{i}", "model_version": 2, "score": float(score[i]),
+             "flagged": False, "event_time": when[i], "source_offset": n + i}
+            for i in range(n)])
+        conn.execute(keyed_transactions.insert(), [
+            {"transaction_id": f"k{i}", "terminal_id": "t", "time_us": i, "customer_id": card[i],
+             "amount": 1.0} for i in range(n)])
+        conn.execute(labels.insert(), [
+            {"label_id": f"l{p}{i}", "transaction_id": f"{p}{i}", "is_fraud": 1,
+             "source": "chargeback", "observed_at": when[i], "received_at": when[i]}
+            for i in np.flatnonzero(y) for p in "ku"])
+    summary = cli_json("counts", "--ranking", "--mature-after", "1d", "--db", db_url, "--json",
+                       "--top-k", "5")
+    v1, v2 = summary["rows"]
+    # matured: every fraud (labelled) and every genuine one older than a day before the last
+    mature = (y == 1) | (np.array(when) <= when[-1] - timedelta(days=1))
+    expected = evaluate(y[mature], score[mature], 0.5)
+    days = np.array([w.date().toordinal() for w in when])[mature]
+    assert (v1["model_version"], v1["matured"], v1["frauds"]) == (1, mature.sum(), y.sum())
+    assert v1["roc_auc"] == pytest.approx(expected["auc"])
+    assert v1["average_precision"] == pytest.approx(expected["prc"])
+    assert v1["card_precision_top_k"] == pytest.approx(card_precision_top_k(
+        days, np.array(card, dtype=object)[mature], y[mature], score[mature], 5))
+    assert 0 < v1["card_precision_top_k"] <= 1
+    assert v2["roc_auc"] == pytest.approx(expected["auc"])
+    assert v2["card_precision_top_k"] is None  # no card on record
