@@ -28,12 +28,9 @@ export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$PORT"
 DELAY="${LABEL_DELAY:-6h}"
 # The deployment's label window (counts, models compare, retrain, the desk): the label delay.
 export FRAUDSTREAM_MATURE_AFTER="$DELAY"
-step() { printf '\n== %s\n' "$*"; }
+source deploy/demo_lib.sh
 
-step "fresh demo home $FRAUDSTREAM_HOME"
-$FS kafka down --data-dir "$FRAUDSTREAM_HOME/kafka" >/dev/null 2>&1 || true
-rm -rf "$FRAUDSTREAM_HOME"
-mkdir -p "$FRAUDSTREAM_HOME"
+fresh_home
 
 step "data"
 TUTORIAL_URL="https://storage.googleapis.com/download.tensorflow.org/data/creditcard.csv"
@@ -69,30 +66,6 @@ cleanup() {
 trap cleanup EXIT
 $FS kafka up --data-dir "$FRAUDSTREAM_HOME/kafka" --port "$PORT"
 
-# Waits until the running scorer has decided $1 distinct transactions (or fails if it died).
-wait_decided() {
-  $PY - "$1" "$SCORER_PID" <<'PYEOF'
-import os, sys, time
-from sqlalchemy import create_engine, text
-want, pid = int(sys.argv[1]), int(sys.argv[2])
-engine = create_engine(os.environ["FRAUDSTREAM_DB_URL"])
-deadline = time.monotonic() + 3600
-while True:
-    with engine.connect() as conn:
-        n = conn.execute(text("SELECT count(DISTINCT transaction_id) FROM decisions")).scalar()
-    if n >= want:
-        break
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit(f"the scorer exited after deciding {n:,} of {want:,} transactions: see scorer.log")
-    if time.monotonic() > deadline:
-        sys.exit(f"the scorer decided only {n:,} of {want:,} transactions in an hour")
-    time.sleep(2)
-print(f"the scorer has decided {n:,} transactions")
-PYEOF
-}
-
 PART1=$((REST * 5 / 6))
 step "start the scorer (consumer group fraudstream-scorer); it checks the registry every 2 s for a newly promoted model"
 $FS score --topic transactions --reload-check 2 --json \
@@ -103,7 +76,7 @@ echo "scorer pid $SCORER_PID (log: $FRAUDSTREAM_HOME/scorer.log)"
 step "replay part 1 (rows 1..$PART1 of replay.csv) onto 'transactions'; each fraud's label follows $DELAY later on 'labels'"
 $FS replay --csv "$REPLAY" --limit "$PART1" --topic transactions --partitions 3 \
   --labels "delayed:$DELAY" ${SPEEDUP:+--speedup "$SPEEDUP"}
-wait_decided "$PART1"
+wait_decided "$PART1" scorer.log "$SCORER_PID"
 
 step "counts BEFORE the truth has arrived (the label sink has not run yet)"
 echo "No label yet means genuine once mature: every alert looks like a false positive, every"
@@ -123,27 +96,13 @@ echo "promotes only a clear winner."
 $FS retrain --mature-after "$DELAY" --epochs "${EPOCHS:-100}" \
   --val-fraction 0.2 --test-fraction 0.25 --promote auto
 $FS models list
-PRODUCTION=$($PY -c "
-from store.db import connect
-from store import registry
-print(registry.get(connect(create=False), 'production').version)")
-if [ "$PRODUCTION" = 1 ]; then
-  BEST=$($PY -c "
-from store.db import connect
-from store import registry
-print(max(r.version for r in registry.list_versions(connect(create=False)) if r.stage == 'candidate'))")
-  echo
-  echo "The gate kept v1 (its reasons are above). To show the rest of the lifecycle anyway, a person"
-  echo "promotes v$BEST — recorded as person:demo, beside the gate's verdict:"
-  $FS models promote "$BEST" --by demo
-  PRODUCTION=$BEST
-fi
+promote_if_kept
 echo "the running scorer switches to v$PRODUCTION at its next batch boundary (no restart)"
 
 step "replay part 2 (rows $((PART1 + 1))..$REST of replay.csv): scored by v$PRODUCTION"
 $FS replay --csv "$REPLAY" --skip "$PART1" --topic transactions \
   --labels "delayed:$DELAY" ${SPEEDUP:+--speedup "$SPEEDUP"}
-wait_decided "$REST"
+wait_decided "$REST" scorer.log "$SCORER_PID"
 echo "from the scorer's log:"
 grep -h "switching from model" "$FRAUDSTREAM_HOME/scorer.log" | sed 's/^/  /' || true
 $FS labels consume --until-idle 5

@@ -25,12 +25,9 @@ PORT="${KAFKA_PORT:-9092}"
 export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$PORT"
 DELAY=7d
 export FRAUDSTREAM_MATURE_AFTER="$DELAY"
-step() { printf '\n== %s\n' "$*"; }
+source deploy/demo_lib.sh
 
-step "fresh demo home $FRAUDSTREAM_HOME"
-$FS kafka down --data-dir "$FRAUDSTREAM_HOME/kafka" >/dev/null 2>&1 || true
-rm -rf "$FRAUDSTREAM_HOME"
-mkdir -p "$FRAUDSTREAM_HOME"
+fresh_home
 
 step "data"
 if [ -n "${CSV:-}" ]; then
@@ -62,31 +59,6 @@ cleanup() {
 }
 trap cleanup EXIT
 $FS kafka up --data-dir "$FRAUDSTREAM_HOME/kafka" --port "$PORT"
-
-# Waits until the scorers have decided $1 distinct transactions (or fails if one died).
-wait_decided() {
-  $PY - "$1" "${PIDS[@]:0:2}" <<'PYEOF'
-import os, sys, time
-from sqlalchemy import create_engine, text
-want, pids = int(sys.argv[1]), [int(p) for p in sys.argv[2:]]
-engine = create_engine(os.environ["FRAUDSTREAM_DB_URL"])
-deadline = time.monotonic() + 3600
-while True:
-    with engine.connect() as conn:
-        n = conn.execute(text("SELECT count(DISTINCT transaction_id) FROM decisions")).scalar()
-    if n >= want:
-        break
-    for pid in pids:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            sys.exit(f"a scorer exited after {n:,} of {want:,} decisions: see scorer-*.log")
-    if time.monotonic() > deadline:
-        sys.exit(f"the scorers decided only {n:,} of {want:,} transactions in an hour")
-    time.sleep(2)
-print(f"the scorers have decided {n:,} transactions")
-PYEOF
-}
 
 # Waits until the label sink has stored every label sent so far (no new one for 3 s).
 wait_labels() {
@@ -121,7 +93,7 @@ echo "The scorers start with empty card and terminal windows at the replay's fir
 echo "deployment would: the first 30 days' windows are short of the history v1 was trained with."
 $FS replay --csv "$REPLAY" --limit "$PART1" --topic transactions \
   --labels "delayed:$DELAY" ${SPEEDUP:+--speedup "$SPEEDUP"}
-wait_decided "$PART1"
+wait_decided "$PART1" "scorer-*.log" "${PIDS[@]:0:2}"
 
 step "retrain FROM THE STREAM: keyed events read back from Kafka, labels from the store"
 echo "Each fraud counts as known from its label's observation time (what the scorers saw), the"
@@ -131,27 +103,13 @@ echo "production on the protocol's test week and promotes only a clear winner."
 wait_labels
 $FS retrain --mature-after "$DELAY" --epochs "${EPOCHS:-10}" --promote auto
 $FS models list
-PRODUCTION=$($PY -c "
-from store.db import connect
-from store import registry
-print(registry.get(connect(create=False), 'production').version)")
-if [ "$PRODUCTION" = 1 ]; then
-  BEST=$($PY -c "
-from store.db import connect
-from store import registry
-print(max(r.version for r in registry.list_versions(connect(create=False)) if r.stage == 'candidate'))")
-  echo
-  echo "The gate kept v1 (its reasons are above). To show the rest of the lifecycle anyway, a person"
-  echo "promotes v$BEST — recorded as person:demo, beside the gate's verdict:"
-  $FS models promote "$BEST" --by demo
-  PRODUCTION=$BEST
-fi
+promote_if_kept
 echo "both scorers switch to v$PRODUCTION at their next batch boundary (no restart)"
 
 step "replay part 2 (rows $((PART1 + 1))..$REST of replay.csv): scored by v$PRODUCTION"
 $FS replay --csv "$REPLAY" --skip "$PART1" --topic transactions \
   --labels "delayed:$DELAY" ${SPEEDUP:+--speedup "$SPEEDUP"}
-wait_decided "$REST"
+wait_decided "$REST" "scorer-*.log" "${PIDS[@]:0:2}"
 echo "from the scorers' logs:"
 grep -h "switching from model" "$FRAUDSTREAM_HOME"/scorer-*.log | sed 's/^/  /' || true
 wait_labels

@@ -16,22 +16,15 @@ from schemas.behaviour import model_inputs
 from store import registry
 from store.db import connect
 from stream.readback import read_back
+from tests import test_keyed_stream
 from tests.test_keyed_stream import replay_with_labels, train_keyed
 from trainer.data import load_data
 from trainer.keyed_pipeline import KeyedOptions
 from trainer.keyed_stream import keyed_stream_data
-from trainer.keyed_synth import SimulationParams, write_keyed_csv
 from trainer.retrain import RetrainOptions
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture(scope="module")
-def keyed_csv(tmp_path_factory):
-    path = tmp_path_factory.mktemp("keyed") / "sim.csv"
-    write_keyed_csv(path, SimulationParams(customers=60, terminals=40, days=30, radius=30,
-                                           seed=5))
-    return path
+keyed_csv = test_keyed_stream.keyed_csv  # the same small simulation (module-scoped fixture)
 
 
 def cli_json(*argv: str) -> dict:
