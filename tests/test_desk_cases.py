@@ -179,8 +179,13 @@ def test_claims_and_a_late_alert_hold_on_cases(desk):
     assert analyst_labels(engine) == {}
     fresh = ann.get(url).json()
     assert fresh["case"]["status"] == "claimed" and fresh["case"]["n_alerts"] == 3
-    # bulk is all or nothing: one case held by a colleague refuses the whole request
+    # an alert of a case claimed by a colleague in the alert queue holds too
+    assert bob.post("/api/alerts/1/k-b1/claim").status_code == 200
     others = case_of(bob, "card-b")["case"]
+    held = ann.post(f"/api/cases/{others['id']}/disposition",
+                    json={"disposition": "false_positive", "revision": others["revision"]})
+    assert held.status_code == 409 and "bob" in held.json()["detail"]
+    # bulk is all or nothing: one case held by a colleague refuses the whole request
     refs = [{"id": others["id"], "revision": others["revision"]},
             {"id": case["id"], "revision": fresh["case"]["revision"]}]
     bulk = bob.post("/api/cases/bulk", json={"cases": refs, "disposition": "false_positive"})
