@@ -90,8 +90,10 @@ def test_query_parameters_never_5xx(ada):
         for name in QUERY_PARAMS:
             for value in HOSTILE:
                 check(ada.get(path, params={name: value}), name)
-    for path in ("/api/cases", "/cards"):
-        for name in CASE_QUERY_PARAMS:
+    # /cards parses its query as /api/cases does (desk.cases.parse_case_filter): its own page
+    # is fuzzed on two of them, to keep the suite's time
+    for path, names in (("/api/cases", CASE_QUERY_PARAMS), ("/cards", ["status", "cursor"])):
+        for name in names:
             for value in HOSTILE:
                 check(ada.get(path, params={name: value}), name)
     for value in HOSTILE:
@@ -173,10 +175,10 @@ def test_body_and_form_fields_never_5xx(ada):
         for field in ("sel", "disposition", "note", "back"):
             data = {**form, "sel": ["1:tx-0005"], "disposition": "inconclusive", field: value}
             assert ada.post("/queue/bulk", data=data).status_code < 500
-        for field in ("sel", "action", "back"):  # disposition, note: the alert forms' checks
+        for field in ("sel", "action"):  # disposition, note, back: as the alert queue's
             data = {**form, "sel": ["1:99"], "disposition": "inconclusive", field: value}
             assert ada.post("/cards/bulk", data=data).status_code < 500
-        for field in ("revision", "mark", "marks"):
+        for field in ("revision", "mark"):
             data = {**form, "revision": "99", "marks": "1", "mark": ["k-1"],
                     "disposition": "inconclusive", field: value}
             check(ada.post("/cases/1/disposition", data=data), field)
