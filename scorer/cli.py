@@ -77,7 +77,8 @@ def run_score(args: argparse.Namespace) -> int:
     if args.shadow is not None:
         from scorer.shadow import shadow_version
 
-        shadow = load_model(engine, shadow_version(engine, args.shadow, model.version))
+        shadow = load_model(engine, shadow_version(engine, args.shadow, model.version),
+                            keyed=True)
     if args.model_version != "production" and args.group_id == PRODUCTION_GROUP:
         from store import registry
 

@@ -31,15 +31,27 @@ from schemas.times import DEFAULT_MAX_FUTURE_SKEW_S, Horizon
 from schemas.validation import validate_event
 from scorer.decode import DecodedBatch
 from scorer.keyed_features import (
+    CardWindow,
     PartitionClock,
+    Retention,
     batch_inputs,
     ready,
+    retention_for,
     retention_us,
     terminal_span_us,
     updated_cards,
+    with_older,
 )
-from scorer.keyed_store import load_cards, load_clocks, load_facts, micros, write_state
-from scorer.process import ScoredBatch, ScoreEffects, ScoringModel, score_batch
+from scorer.keyed_store import (
+    load_cards,
+    load_clocks,
+    load_facts,
+    load_older,
+    load_retention,
+    micros,
+    write_state,
+)
+from scorer.process import ScoredBatch, ScoreEffects, ScoringModel, score_batch, shadow_decisions
 from scorer.reload import ModelReloader, ProductionFence
 from scorer.sink import write_batch
 from store.cases import attach_to_cases
@@ -84,12 +96,13 @@ class Plan:
     clocks: dict[int, PartitionClock] = field(default_factory=dict)
 
 
-def plan_batch(spec: BehaviourSpec, records: Sequence[Any],
+def plan_batch(specs: Sequence[BehaviourSpec], records: Sequence[Any],
                decoded: Sequence[dict[str, Any] | str], clocks: Mapping[int, PartitionClock],
                partitions: Sequence[int], lateness_us: int) -> Plan:
     """Split a batch (pure): bad events and events later than the allowed lateness behind
-    their partition's clock are dead letters; an event whose terminal windows are not closed
-    yet stops its partition there (deferred); the rest is scored."""
+    their partition's clock are dead letters; an event whose terminal windows (for any model of
+    ``specs``: production's, a shadow's) are not closed yet stops its partition there
+    (deferred); the rest is scored."""
     plan = Plan()
     clock = {p: c.clock_us for p, c in clocks.items()}
     waiting: dict[int, int] = {}
@@ -108,7 +121,7 @@ def plan_batch(spec: BehaviourSpec, records: Sequence[Any],
                 f"event_time: {(now - t) / 3.6e9:.2f} h before its partition's clock, more "
                 f"than the allowed lateness ({lateness_us / 3.6e9:g} h): out of order")))
             continue
-        if not ready(spec, t, p, clocks, partitions):
+        if not ready(specs, t, p, clocks, partitions):
             plan.deferred[tp] = record.offset
             waiting[p] = t
             continue
@@ -131,10 +144,23 @@ def feature_rows(spec: BehaviourSpec, events: Sequence[Mapping[str, Any]],
 
 
 def write_keyed(conn: Connection, scored: ScoredBatch, *, log_decisions: bool,
-                fence: int | None, state: Callable[[Connection], None]) -> None:
-    write_batch(conn, scored, log_decisions=log_decisions, fence=fence)
+                fence: int | None, state: Callable[[Connection], None],
+                shadow_rows: Sequence[dict[str, Any]] = ()) -> None:
+    write_batch(conn, scored, log_decisions=log_decisions, fence=fence, shadow_rows=shadow_rows)
     attach_to_cases(conn, scored.alert_rows)  # the cards' cases (the desk's card queue)
     state(conn)
+
+
+def cards_for(engine: Engine, group_id: str, events: Sequence[Mapping[str, Any]],
+              retention: Retention) -> dict[str, CardWindow]:
+    """The stored windows of the batch's cards; for events before ``retention`` is complete
+    (a switch to longer card windows), with their older rows read back from the store."""
+    cards = load_cards(engine, group_id, [e["customer_id"] for e in events])
+    first = min((e["time_us"] for e in events), default=None)
+    if first is None or first >= retention.complete_from_us:
+        return cards
+    before = {card: int(w.times[0]) for card, w in cards.items() if len(w.times)}
+    return with_older(cards, load_older(engine, before, first - retention.retention_us))
 
 
 @dataclass
@@ -154,6 +180,7 @@ class KeyedPipeline:
     reloader: ModelReloader | None = None
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S  # events dated later: dead letters
     fence: ProductionFence | None = None  # the production group's per-batch version fence
+    shadow: ScoringModel | None = None  # a keyed shadow: its own spec's features, decisions only
 
     def before_batch(self) -> None:
         if self.fence is not None:
@@ -163,20 +190,39 @@ class KeyedPipeline:
 
     def process(self, records: Sequence[Any]) -> ScoreEffects:
         spec: BehaviourSpec = self.model.contract.spec
+        # A shadow that became production (hot reload) would only repeat production's rows.
+        shadow = self.shadow if self.shadow is not None and \
+            self.shadow.version != self.model.version else None
+        specs = [spec] if shadow is None else [spec, shadow.contract.spec]
         horizon = Horizon.from_wall_clock(self.max_future_skew_s)
         decoded = [decode_keyed(r, horizon) for r in records]
         clocks = load_clocks(self.engine, self.group_id, self.topic)
-        plan = plan_batch(spec, records, decoded, clocks, self.partitions(), self.lateness_us)
+        plan = plan_batch(specs, records, decoded, clocks, self.partitions(), self.lateness_us)
         events = plan.events
         if plan.deferred:
             log.debug("deferred %s (clocks %s)", plan.deferred, plan.clocks)
-        cards = load_cards(self.engine, self.group_id, [e["customer_id"] for e in events])
+        stored = load_retention(self.engine, self.group_id)
+        retention = retention_for(stored, max(retention_us(s, self.lateness_us) for s in specs),
+                                  max((c.clock_us for c in clocks.values()), default=None))
+        cards = cards_for(self.engine, self.group_id, events, retention)
         facts, known = load_facts(
             self.engine, [e["terminal_id"] for e in events],
-            *terminal_span_us(spec, np.array([e["time_us"] for e in events] or [0])),
+            *terminal_span_us(specs, np.array([e["time_us"] for e in events] or [0])),
             exclude={e["transaction_id"] for e in events})
         inputs = batch_inputs(spec, events, cards, facts, known)
-        scored = score_batch(DecodedBatch(events, plan.records), self.model, raw=inputs)
+        batch = DecodedBatch(events, plan.records)
+        scored = score_batch(batch, self.model, raw=inputs)
+        shadow_rows: list[dict[str, Any]] = []
+        stats = {"scored": len(events), "flagged": len(scored.alerts),
+                 "deferred": len(records) - len(events) - len(plan.dead)}
+        if shadow is not None:
+            shadow_inputs = batch_inputs(shadow.contract.spec, events, cards, facts, known)
+            shadow_rows, shadow_flagged = shadow_decisions(batch, shadow, raw=shadow_inputs)
+            stats |= {"shadow_scored": len(shadow_rows), "shadow_flagged": shadow_flagged}
+            if self.log_features:  # the shadow's own vectors with its decisions
+                shadow_vectors = feature_rows(shadow.contract.spec, events, shadow_inputs)
+                for row in shadow_rows:
+                    row["features"] = shadow_vectors[row["transaction_id"]]
         vectors = feature_rows(spec, events, inputs)
         cards_of = {e["transaction_id"]: e["customer_id"] for e in events}
         for row in scored.alert_rows:  # the whole vector the model saw, not only the top five
@@ -186,7 +232,8 @@ class KeyedPipeline:
             for row in scored.decision_rows:
                 row["features"] = vectors[row["transaction_id"]]
         state = partial(write_state, group_id=self.group_id, topic=self.topic,
-                        cards=updated_cards(events, cards, retention_us(spec, self.lateness_us)),
+                        cards=updated_cards(events, cards, retention.retention_us),
+                        retention=None if retention == stored else retention,
                         facts=[{"transaction_id": e["transaction_id"],
                                 "terminal_id": e["terminal_id"], "time_us": e["time_us"],
                                 "customer_id": e["customer_id"], "amount": e["amount"]}
@@ -198,7 +245,5 @@ class KeyedPipeline:
             publish=alerts, dead=plan.dead, deferred=plan.deferred,
             write=partial(write_keyed, scored=scored, log_decisions=self.log_decisions,
                           fence=self.model.version if self.fence is not None else None,
-                          state=state),
-            stats={"scored": len(events), "flagged": len(scored.alerts),
-                   "deferred": len(records) - len(events) - len(plan.dead)},
-            scores=scored.scores)
+                          state=state, shadow_rows=shadow_rows),
+            stats=stats, scores=scored.scores)

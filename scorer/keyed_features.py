@@ -20,6 +20,7 @@ import numpy as np
 
 from schemas.behaviour import DAY_US, NEVER, BehaviourSpec, History, compute
 
+_NO_TIME = -(1 << 62)
 EMPTY_I = np.zeros(0, dtype=np.int64)
 EMPTY_F = np.zeros(0, dtype=np.float64)
 
@@ -61,20 +62,60 @@ def retention_us(spec: BehaviourSpec, lateness_us: int) -> int:
     return max((*spec.customer_windows_days, 0)) * DAY_US + lateness_us
 
 
-def terminal_span_us(spec: BehaviourSpec, times: np.ndarray) -> tuple[int, int]:
-    """(lo, hi]: the event times the delayed terminal windows of events at ``times`` cover."""
-    reach = (spec.delay_days + max((*spec.terminal_windows_days, 0))) * DAY_US
-    return int(times.min()) - reach, int(times.max()) - spec.delay_days * DAY_US
+@dataclass(frozen=True)
+class Retention:
+    """How far back a group's card state reaches (µs before each card's latest transaction),
+    and the event time from which every card's state is complete for it: an earlier event's
+    card may miss older rows (written under a shorter retention), read back from the store."""
+
+    retention_us: int
+    complete_from_us: int
 
 
-def ready(spec: BehaviourSpec, time_us: int, partition: int,
+def retention_for(stored: Retention | None, wanted_us: int, clock_us: int | None) -> Retention:
+    """The group's retention for a batch whose model(s) need ``wanted_us`` (``clock_us``: the
+    latest event time the group committed, None: nothing yet). It never shrinks (a rollback to
+    longer windows then needs nothing rebuilt). When it grows from R to R' at clock c, a card
+    last seen at l <= c holds (l - R, l]; an event at t needs (t - R', t], which that covers
+    once t >= c + (R' - R). A group with no record but a clock (state written before retention
+    was recorded) is taken as complete only a whole retention after its clock."""
+    if stored is None:
+        return Retention(wanted_us, _NO_TIME if clock_us is None else clock_us + wanted_us)
+    if wanted_us <= stored.retention_us:
+        return stored
+    start = _NO_TIME if clock_us is None else clock_us + wanted_us - stored.retention_us
+    return Retention(wanted_us, max(stored.complete_from_us, start))
+
+
+def with_older(cards: Mapping[str, CardWindow],
+               older: Mapping[str, CardWindow]) -> dict[str, CardWindow]:
+    """Each card's window with ``older`` rows (all before its earliest stored one) in front."""
+    out = dict(cards)
+    for card, rows in older.items():
+        if len(rows.times) and card in out:
+            out[card] = CardWindow(np.concatenate([rows.times, out[card].times]),
+                                   np.concatenate([rows.amounts, out[card].amounts]))
+    return out
+
+
+def terminal_span_us(specs: Sequence[BehaviourSpec], times: np.ndarray) -> tuple[int, int]:
+    """(lo, hi]: the event times the delayed terminal windows of events at ``times`` cover
+    (for every model of ``specs``)."""
+    reach = max((s.delay_days + max((*s.terminal_windows_days, 0))) * DAY_US for s in specs)
+    return (int(times.min()) - reach,
+            int(times.max()) - min(s.delay_days for s in specs) * DAY_US)
+
+
+def ready(specs: Sequence[BehaviourSpec], time_us: int, partition: int,
           clocks: Mapping[int, PartitionClock], partitions: Sequence[int]) -> bool:
-    """May an event of ``partition`` at ``time_us`` be scored now? Its terminal windows end at
-    ``time_us - D``: every other partition must have committed everything up to there (its
-    bound is later), so that nothing still to come could fall inside them."""
-    if not spec.terminal_windows_days:
+    """May an event of ``partition`` at ``time_us`` be scored now (by every model of
+    ``specs``)? Its terminal windows end at ``time_us - D``: every other partition must have
+    committed everything up to there (its bound is later), so that nothing still to come could
+    fall inside them."""
+    delays = [s.delay_days for s in specs if s.terminal_windows_days]
+    if not delays:
         return True
-    end = time_us - spec.delay_days * DAY_US
+    end = time_us - min(delays) * DAY_US
     return all(q == partition or (q in clocks and clocks[q].bound_us > end) for q in partitions)
 
 

@@ -13,9 +13,9 @@ from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from schemas.behaviour import NEVER
-from scorer.keyed_features import CardWindow, PartitionClock, TerminalFacts
+from scorer.keyed_features import CardWindow, PartitionClock, Retention, TerminalFacts
 from store.bulk import insert_ignore
-from store.tables import card_state, keyed_transactions, labels, stream_clocks
+from store.tables import card_retention, card_state, keyed_transactions, labels, stream_clocks
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CHUNK = 900  # ids per IN (...) (SQLite's variable limit is 999 on old builds)
@@ -51,6 +51,33 @@ def load_cards(engine: Engine, group_id: str, cards: Iterable[str]) -> dict[str,
                 out[card] = CardWindow(np.frombuffer(times, dtype="<i8").astype(np.int64),
                                        np.frombuffer(amounts, dtype="<f8").astype(np.float64))
     return out
+
+
+def load_retention(engine: Engine, group_id: str) -> Retention | None:
+    c = card_retention.c
+    with engine.connect() as conn:
+        row = conn.execute(select(c.retention_us, c.complete_from_us)
+                           .where(c.group_id == group_id)).first()
+    return None if row is None else Retention(int(row[0]), int(row[1]))
+
+
+def load_older(engine: Engine, before: Mapping[str, int], lo_us: int) -> dict[str, CardWindow]:
+    """The scored transactions (``keyed_transactions``: time, amount) of each card of
+    ``before`` with time in ``(lo_us, before[card])``, in time order (rows written before 0009
+    carry no card and are not found)."""
+    k = keyed_transactions.c
+    rows: dict[str, list[tuple[int, float]]] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(before)):
+            for card, t, amount in conn.execute(
+                    select(k.customer_id, k.time_us, k.amount)
+                    .where(k.customer_id.in_(chunk), k.time_us > lo_us)
+                    .order_by(k.time_us, k.transaction_id)):
+                if t < before[card]:
+                    rows.setdefault(card, []).append((int(t), float(amount)))
+    return {card: CardWindow(np.array([t for t, _ in r], dtype=np.int64),
+                             np.array([a for _, a in r], dtype=np.float64))
+            for card, r in rows.items()}
 
 
 def load_facts(engine: Engine, terminals: Iterable[str], lo_us: int, hi_us: int,
@@ -105,9 +132,13 @@ def _upsert(conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list
 
 def write_state(conn: Connection, group_id: str, topic: str,
                 cards: Mapping[str, CardWindow], facts: list[dict[str, Any]],
-                clocks: Mapping[int, PartitionClock]) -> None:
+                clocks: Mapping[int, PartitionClock], retention: Retention | None = None
+                ) -> None:
     """Write the batch's state changes: card windows, terminal facts, partition clocks (which
-    only move forward)."""
+    only move forward) and the group's card retention when it changed (``retention``)."""
+    if retention is not None:
+        _upsert(conn, card_retention, [{"group_id": group_id, **vars(retention)}],
+                ["group_id"], ["retention_us", "complete_from_us"])
     _upsert(conn, card_state, [
         {"group_id": group_id, "customer_id": card, "latest_us": w.latest,
          "times": w.times.astype("<i8").tobytes(), "amounts": w.amounts.astype("<f8").tobytes()}

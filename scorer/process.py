@@ -150,12 +150,13 @@ def decision_rows(batch: DecodedBatch, model: ScoringModel, scores: np.ndarray,
                                                   flagged.tolist(), strict=True)]
 
 
-def shadow_decisions(batch: DecodedBatch, model: ScoringModel,
-                     now: datetime | None = None) -> tuple[list[dict[str, Any]], int]:
+def shadow_decisions(batch: DecodedBatch, model: ScoringModel, now: datetime | None = None,
+                     raw: np.ndarray | None = None) -> tuple[list[dict[str, Any]], int]:
     """The shadow model's decision rows for the valid events of ``batch`` (same lineage as
     production's, its own version and threshold) and how many it flags. A shadow raises no
-    alert, so nothing is explained or published; inline labels are production's to write."""
-    scores = model.score_raw(batch.raw_matrix())
+    alert, so nothing is explained or published; inline labels are production's to write.
+    ``raw``: the shadow's inputs when they are not the v1 events' own (a keyed model's)."""
+    scores = model.score_raw(batch.raw_matrix() if raw is None else raw)
     flagged = scores >= model.threshold
     return decision_rows(batch, model, scores, flagged, now or datetime.now(UTC)), \
         int(flagged.sum())

@@ -153,14 +153,16 @@ class Scorer:
             fence = ProductionFence(config.group_id, partial(production_version, engine),
                                     reloader)
         self.pipeline: ScorePipeline | KeyedPipeline
+        if shadow is not None and shadow.input != model.input:
+            raise FraudstreamError(f"--shadow: model {shadow.version} takes {shadow.input} "
+                                   f"events, model {model.version} {model.input}: a shadow "
+                                   "scores the same events as the model it shadows")
         if model.input == INPUT_KEYED:  # behaviour features: per-card state, terminal windows
-            if shadow is not None:
-                raise FraudstreamError("a keyed model cannot have a shadow yet")
             self.pipeline = KeyedPipeline(
                 model, engine, config.group_id, config.topic, config.alerts_topic,
                 partial(self._partitions, config.topic),
                 int(config.allowed_lateness_s * 1e6), config.log_decisions,
-                config.log_features, reloader, config.max_future_skew_s, fence)
+                config.log_features, reloader, config.max_future_skew_s, fence, shadow)
         else:
             self.pipeline = ScorePipeline(model, config.alerts_topic, config.log_decisions,
                                           reloader, drift=metrics is not None, shadow=shadow,

@@ -233,6 +233,16 @@ cases = Table(
           sqlite_where=text("status <> 'closed'"), postgresql_where=text("status <> 'closed'")),
 )
 
+# Per keyed consumer group (0011): the retention its card state is written with (never shrinks)
+# and the event time from which every card's state is complete for it.
+card_retention = Table(
+    "card_retention",
+    metadata,
+    Column("group_id", String(255), primary_key=True),
+    Column("retention_us", BigInteger, nullable=False),
+    Column("complete_from_us", BigInteger, nullable=False),
+)
+
 # The ops desk (0005): users (argon2 hashes), bearer tokens (sha256 of the token), audit trail.
 desk_users = Table(
     "desk_users",

@@ -13,6 +13,7 @@ import pytest
 
 from fraudstream_cli import main
 from schemas.behaviour import model_inputs
+from scorer.keyed_check import recheck
 from store import registry
 from store.db import connect
 from stream.readback import read_back
@@ -122,3 +123,58 @@ def test_counts_ranking_gives_auc_ap_and_card_precision_per_version(db_url):
     assert 0 < v1["card_precision_top_k"] <= 1
     assert v2["roc_auc"] == pytest.approx(expected["auc"])
     assert v2["card_precision_top_k"] is None  # no card on record
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgresql",
+                                                           marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_keyed_shadow_and_hot_reload_to_longer_card_windows(kafka_bootstrap, new_topic, db_url,
+                                                            keyed_csv, home):
+    """Production v1 has no card windows (its card state keeps one hour); then a keyed shadow
+    v2 with 1/7/30-day windows scores beside it (the state's retention grows: older card rows
+    are read back from the store); then v2 is promoted and the running scorer switches to it
+    at a batch boundary. Every v2 score — shadow and production — and every production vector
+    equals the offline implementation's with v2's spec."""
+    from producer.topics import ensure_topics
+    from scorer.model import load_model
+    from scorer.service import ScoreConfig, Scorer
+    from store.tables import card_retention
+
+    def train(*extra: str) -> int:
+        return int(cli_json("train", "--csv", str(keyed_csv), "--family", "xgboost", "--db",
+                            db_url, "--json", "--train-start", "2018-04-08", *extra)["version"])
+
+    v1, v2 = train("--no-behaviour"), train()
+    engine = connect(db_url)
+    assert registry.get(engine, "production").version == v1
+    topic, n = replay_with_labels(kafka_bootstrap, new_topic, keyed_csv, engine)
+    ensure_topics(kafka_bootstrap, {f"{topic}.alerts": 1, f"{topic}.dlq": 1})
+
+    def run(model: int, shadow: int | None = None, **kw) -> dict:
+        config = ScoreConfig(bootstrap=kafka_bootstrap, topic=topic, batch_size=200,
+                             until_idle=4, alerts_topic=f"{topic}.alerts",
+                             dlq_topic=f"{topic}.dlq", log_features=True, **kw)
+        return Scorer(config, engine, load_model(engine, model, keyed=True),
+                      reload_check=0.05,
+                      shadow=None if shadow is None else load_model(engine, shadow, keyed=True)
+                      ).run().to_dict()
+
+    first = run(v1, max_messages=n // 3)
+    with engine.connect() as conn:
+        [(short, _)] = conn.execute(card_retention.select().with_only_columns(
+            card_retention.c.retention_us, card_retention.c.complete_from_us)).all()
+    assert short == 3_600 * 10**6  # no card window: the allowed lateness only
+    beside = run(v1, shadow=v2, max_messages=n // 3)
+    assert beside["shadow_version"] == v2 and beside["shadow_scored"] == beside["scored"] > 0
+    registry.promote(engine, v2, decided_by="person:test")
+    last = run(v1)  # the production group's fence switches it to v2 at a batch boundary
+    assert (last["model_version"], last["reloads"]) == (v2, 1)
+    assert first["scored"] + beside["scored"] + last["scored"] == n
+    check = recheck(engine, keyed_csv, v2)
+    assert check.decided == beside["scored"] + last["scored"]
+    assert check.with_features == check.decided  # shadow and production (--log-features)
+    assert check.max_feature_diff <= 1e-9 and check.scores_equal and check.risk_used
+    with engine.connect() as conn:
+        [(grown, complete_from)] = conn.execute(card_retention.select().with_only_columns(
+            card_retention.c.retention_us, card_retention.c.complete_from_us)).all()
+    assert grown == (30 * 86_400 + 3_600) * 10**6 and complete_from > 0
