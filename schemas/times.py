@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 #: The dataset's ``Time`` is seconds since its first transaction; event time is that offset from
 #: this epoch (the ULB data was collected over two days in September 2013).
 DATASET_EPOCH = datetime(2013, 9, 1, tzinfo=UTC)
@@ -32,6 +34,20 @@ DEFAULT_MAX_FUTURE_SKEW_S = 3600.0
 def event_time(time_s: float) -> datetime:
     """The absolute event time (UTC) of a transaction ``time_s`` seconds into the dataset."""
     return DATASET_EPOCH + timedelta(seconds=time_s)
+
+
+#: :data:`DATASET_EPOCH` in microseconds since the Unix epoch.
+DATASET_EPOCH_US = (DATASET_EPOCH - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def event_time_us(time_s: np.ndarray) -> np.ndarray:
+    """:func:`event_time` of each of ``time_s`` (``(n,)``, each in [0, :data:`MAX_TIME_S`)) as
+    int64 microseconds since the Unix epoch, computed for the whole array and rounded exactly as
+    ``timedelta(seconds=t)`` rounds: whole seconds, then the fraction's microseconds (the
+    product ``frac * 1e6`` in float64) to the nearest, ties to even."""
+    fraction, whole = np.modf(np.asarray(time_s, dtype=np.float64))
+    return (DATASET_EPOCH_US + whole.astype(np.int64) * 1_000_000
+            + np.rint(fraction * 1e6).astype(np.int64))
 
 
 def dataset_seconds(when: datetime) -> float:

@@ -55,6 +55,7 @@ from scorer.process import ScoredBatch, ScoreEffects, ScoringModel, score_batch,
 from scorer.reload import ModelReloader, ProductionFence
 from scorer.sink import write_batch
 from store.cases import attach_to_cases
+from store.columns import Columns
 from stream import Outgoing
 from stream.deadletters import DeadLetter
 
@@ -145,7 +146,7 @@ def feature_rows(spec: BehaviourSpec, events: Sequence[Mapping[str, Any]],
 
 def write_keyed(conn: Connection, scored: ScoredBatch, *, log_decisions: bool,
                 fence: int | None, state: Callable[[Connection], None],
-                shadow_rows: Sequence[dict[str, Any]] = ()) -> None:
+                shadow_rows: Columns | Sequence[dict[str, Any]] = ()) -> None:
     write_batch(conn, scored, log_decisions=log_decisions, fence=fence, shadow_rows=shadow_rows)
     attach_to_cases(conn, scored.alert_rows)  # the cards' cases (the desk's card queue)
     state(conn)
@@ -212,7 +213,7 @@ class KeyedPipeline:
         inputs = batch_inputs(spec, events, cards, facts, known)
         batch = DecodedBatch(events, plan.records)
         scored = score_batch(batch, self.model, raw=inputs)
-        shadow_rows: list[dict[str, Any]] = []
+        shadow_rows = Columns({})
         stats = {"scored": len(events), "flagged": len(scored.alerts),
                  "deferred": len(records) - len(events) - len(plan.dead)}
         if shadow is not None:
@@ -221,16 +222,16 @@ class KeyedPipeline:
             stats |= {"shadow_scored": len(shadow_rows), "shadow_flagged": shadow_flagged}
             if self.log_features:  # the shadow's own vectors with its decisions
                 shadow_vectors = feature_rows(shadow.contract.spec, events, shadow_inputs)
-                for row in shadow_rows:
-                    row["features"] = shadow_vectors[row["transaction_id"]]
+                shadow_rows["features"] = [shadow_vectors[transaction_id] for transaction_id
+                                           in shadow_rows["transaction_id"]]
         vectors = feature_rows(spec, events, inputs)
         cards_of = {e["transaction_id"]: e["customer_id"] for e in events}
         for row in scored.alert_rows:  # the whole vector the model saw, not only the top five
             row["feature_values"] = vectors[row["transaction_id"]]
             row["card_id"] = cards_of[row["transaction_id"]]
         if self.log_features:
-            for row in scored.decision_rows:
-                row["features"] = vectors[row["transaction_id"]]
+            scored.decision_rows["features"] = [vectors[transaction_id] for transaction_id
+                                                in scored.decision_rows["transaction_id"]]
         state = partial(write_state, group_id=self.group_id, topic=self.topic,
                         cards=updated_cards(events, cards, retention.retention_us),
                         retention=None if retention == stored else retention,

@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 
 from models import FEATURE_NAMES, ScoringFamily, top_features
-from schemas.events import AlertV1, event_time
+from schemas.events import AlertV1
 from schemas.features import FeatureContract
 from schemas.ids import derived_id
+from schemas.times import event_time_us
 from scorer.decode import DecodedBatch
+from store.columns import Columns, Micros
 from stream import BatchEffects
 
 #: Label ids of truths that rode inside a transaction event (``is_fraud``) are derived from its
@@ -72,10 +74,10 @@ class ScoreEffects(BatchEffects):
 class ScoredBatch:
     scores: np.ndarray  # (n,)
     flagged: np.ndarray  # (n,) bool
-    decision_rows: list[dict[str, Any]]  # one per scored event, for ``decisions``
+    decision_rows: Columns  # one per scored event, for ``decisions``
     alert_rows: list[dict[str, Any]]  # flagged events, for ``alerts``
     alerts: list[AlertV1]  # the same, as alert events
-    label_rows: list[dict[str, Any]]  # inline ``is_fraud`` truths, for ``labels``
+    label_rows: Columns  # inline ``is_fraud`` truths, for ``labels``
     drift: DriftSample | None = None  # only when asked for and the model has a reference
 
 
@@ -99,14 +101,7 @@ def score_batch(batch: DecodedBatch, model: ScoringModel,
     explanations = model.top_features(raw[flagged_at])
     now = now or datetime.now(UTC)
     decisions = decision_rows(batch, model, scores, flagged, now)
-    labels = [{"label_id": derived_id(INLINE_LABEL, row["transaction_id"]),
-               "transaction_id": row["transaction_id"], "is_fraud": int(event["is_fraud"]),
-               "source": "replay", "observed_at": row["event_time"],
-               "reason": "is_fraud carried by the transaction event", "received_at": now,
-               "source_topic": record.topic, "source_partition": record.partition,
-               "source_offset": record.offset}
-              for row, event, record in zip(decisions, batch.events, batch.records, strict=True)
-              if event.get("is_fraud") is not None]
+    labels = label_rows(batch, decisions, now)
     spec = getattr(model.contract, "spec", None)  # a keyed model's inputs have their own names
     columns = _COLUMN if spec is None else {n: j for j, n in enumerate(spec.input_names())}
     rows: list[dict[str, Any]] = []
@@ -136,22 +131,42 @@ def seen_values(raw_row: np.ndarray, explanation: list[dict[str, Any]],
 
 
 def decision_rows(batch: DecodedBatch, model: ScoringModel, scores: np.ndarray,
-                  flagged: np.ndarray, now: datetime) -> list[dict[str, Any]]:
+                  flagged: np.ndarray, now: datetime) -> Columns:
     """One ``decisions`` row per valid event of ``batch``: its id, ``model``'s version and
     threshold, its score (``scores``: ``(n,)`` float64) and flag (``flagged``: ``(n,)`` bool), its
-    amount and event time, its lineage (topic/partition/offset) and ``now`` as scored-at."""
-    version, threshold = model.version, model.threshold
-    return [{"transaction_id": event["transaction_id"], "model_version": version, "score": score,
-             "threshold": threshold, "flagged": flag, "amount": float(event["amount"]),
-             "event_time": event_time(event["time_s"]), "source_topic": record.topic,
-             "source_partition": record.partition, "source_offset": record.offset,
-             "scored_at": now}
-            for event, record, score, flag in zip(batch.events, batch.records, scores.tolist(),
-                                                  flagged.tolist(), strict=True)]
+    amount and event time, its lineage (topic/partition/offset) and ``now`` as scored-at — built
+    as columns (the event times computed for the whole batch)."""
+    n, records = len(batch.events), batch.records
+    return Columns({
+        "transaction_id": [event["transaction_id"] for event in batch.events],
+        "model_version": [model.version] * n, "score": scores.tolist(),
+        "threshold": [model.threshold] * n, "flagged": flagged.tolist(),
+        "amount": batch.column("amount").tolist(),
+        "event_time": Micros(event_time_us(batch.column("time_s"))),
+        "source_topic": [record.topic for record in records],
+        "source_partition": [record.partition for record in records],
+        "source_offset": [record.offset for record in records],
+        "scored_at": [now] * n})
+
+
+def label_rows(batch: DecodedBatch, decisions: Columns, now: datetime) -> Columns:
+    """The ``labels`` rows of the truths that rode inside ``batch``'s events (``is_fraud``),
+    observed at the event time (``decisions``: the batch's decision rows), received ``now``."""
+    truths = batch.labels()
+    at = np.flatnonzero(truths >= 0)
+    rows = decisions.take(at)
+    n = len(at)
+    return Columns({
+        "label_id": [derived_id(INLINE_LABEL, tid) for tid in rows["transaction_id"]],
+        "transaction_id": rows["transaction_id"], "is_fraud": truths[at].tolist(),
+        "source": ["replay"] * n, "observed_at": rows["event_time"],
+        "reason": ["is_fraud carried by the transaction event"] * n, "received_at": [now] * n,
+        "source_topic": rows["source_topic"], "source_partition": rows["source_partition"],
+        "source_offset": rows["source_offset"]})
 
 
 def shadow_decisions(batch: DecodedBatch, model: ScoringModel, now: datetime | None = None,
-                     raw: np.ndarray | None = None) -> tuple[list[dict[str, Any]], int]:
+                     raw: np.ndarray | None = None) -> tuple[Columns, int]:
     """The shadow model's decision rows for the valid events of ``batch`` (same lineage as
     production's, its own version and threshold) and how many it flags. A shadow raises no
     alert, so nothing is explained or published; inline labels are production's to write.

@@ -29,6 +29,7 @@ from scorer.reload import (
     production_version,
 )
 from scorer.sink import write_batch
+from store.columns import Columns
 from stream import BatchEffects, ConsumerConfig, Left, Outgoing, SqlConsumer
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class ScorePipeline:
         scored = score_batch(batch, self.model, drift=self.drift)
         alerts = [Outgoing(self.alerts_topic, a.transaction_id.encode(),
                            a.model_dump_json().encode()) for a in scored.alerts]
-        shadow_rows: list[dict[str, Any]] = []
+        shadow_rows = Columns({})
         stats = {"scored": len(batch.events), "flagged": len(scored.alerts)}
         # A shadow that became production (hot reload) would only repeat production's rows.
         if self.shadow is not None and self.shadow.version != self.model.version:

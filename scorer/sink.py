@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 
 from scorer.process import ScoredBatch
 from store.bulk import insert_ignore
+from store.columns import Columns
 from store.registry import production_version
 from store.settle import settle_by_chargeback
 from store.tables import alerts, decisions, labels
@@ -20,7 +21,8 @@ from stream import BatchSuperseded
 
 
 def write_batch(conn: Connection, scored: ScoredBatch, *, log_decisions: bool = True,
-                shadow_rows: Sequence[dict[str, Any]] = (), fence: int | None = None) -> None:
+                shadow_rows: Columns | Sequence[dict[str, Any]] = (),
+                fence: int | None = None) -> None:
     """Insert the batch's decisions, alerts and inline labels (duplicates ignored), and the
     shadow model's decisions (``shadow_rows``: decisions only — a shadow never alerts).
 
@@ -36,7 +38,7 @@ def write_batch(conn: Connection, scored: ScoredBatch, *, log_decisions: bool = 
                                   "production now")
     if log_decisions:
         # one statement (one COPY on PostgreSQL) for production's and the shadow's decisions
-        insert_ignore(conn, decisions, [*scored.decision_rows, *shadow_rows])
+        insert_ignore(conn, decisions, Columns.concat([scored.decision_rows, shadow_rows]))
     insert_ignore(conn, alerts, scored.alert_rows)
     insert_ignore(conn, labels, scored.label_rows)
     # an alert whose chargeback is already in the store is settled at once (store.settle)

@@ -1,13 +1,19 @@
 """Idempotent bulk inserts: rows whose natural key already exists are skipped, on SQLite and
 PostgreSQL alike.
 
+Rows come as mappings or as :class:`store.columns.Columns`; either way they are written column by
+column. An instant column given as :class:`store.columns.Micros` (int64 microseconds) is put in
+its storage form for the whole batch at once, never through one datetime object per row.
+
 SQLite: one prepared ``INSERT … ON CONFLICT DO NOTHING`` run by the driver's ``executemany``,
 the values converted to their storage form column by column with the very bind processors
 SQLAlchemy would apply (so the stored values are the same as through ``Connection.execute``,
-without its per-row bookkeeping, which cost ~5x SQLite's own insert).
+without its per-row bookkeeping, which cost ~5x SQLite's own insert); a ``Micros`` column as the
+same ``DATETIME`` text, formatted by numpy.
 
 PostgreSQL: small batches send one multi-row ``INSERT … ON CONFLICT DO NOTHING``. Larger ones are
-binary-``COPY``-ed (psycopg 3) straight into the table inside a savepoint — the fast path, since
+binary-``COPY``-ed (psycopg 3; a ``Micros`` column as timestamptz's own binary form, int64
+microseconds since 2000) straight into the table inside a savepoint — the fast path, since
 a duplicate key is rare (it only happens when a batch is delivered again after a crash); if the
 COPY hits an existing key, the savepoint is rolled back and the batch goes through the
 ``INSERT … ON CONFLICT DO NOTHING`` path instead. Same rows, same order (a serial column such as
@@ -25,10 +31,14 @@ from sqlalchemy import JSON, Connection, Engine, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from store.columns import Column, Columns, Micros, as_columns
+
 #: Batches at least this large use COPY on PostgreSQL (below it a multi-row INSERT is as fast).
 COPY_MIN_ROWS = 200
 #: PostgreSQL's ``text`` type: a JSON column is COPY-ed as its JSON text (same binary form).
-_PG_TEXT_OID, _PG_JSON_OID = 25, 114
+_PG_TEXT_OID, _PG_JSON_OID, _PG_BYTEA_OID = 25, 114, 17
+#: PostgreSQL's timestamp epoch (2000-01-01 UTC) in microseconds since the Unix epoch.
+_PG_EPOCH_US = 946_684_800_000_000
 
 _Processor = Callable[[Any], Any] | None
 # per engine: {(table, column names): what a batch needs} — built once, reused every batch
@@ -36,25 +46,27 @@ _prepared: weakref.WeakKeyDictionary[Engine, dict[tuple[str, tuple[str, ...]], A
     weakref.WeakKeyDictionary()
 
 
-def insert_ignore(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (mappings with the same keys) into ``table``, skipping any whose
-    primary/unique key exists."""
-    if not rows:
+def insert_ignore(conn: Connection, table: Table,
+                  rows: Sequence[Mapping[str, Any]] | Columns) -> None:
+    """Insert ``rows`` (mappings with the same keys, or :class:`store.columns.Columns`) into
+    ``table``, skipping any whose primary/unique key exists."""
+    if not len(rows):
         return
+    columns = as_columns(rows)
     if conn.dialect.name != "postgresql":
-        _sqlite_insert(conn, table, rows)
+        _sqlite_insert(conn, table, columns)
         return
-    if len(rows) >= COPY_MIN_ROWS and _copied(conn, table, rows):
+    if len(columns) >= COPY_MIN_ROWS and _copied(conn, table, columns):
         return
-    conn.execute(postgresql.insert(table).on_conflict_do_nothing(), list(rows))
+    conn.execute(postgresql.insert(table).on_conflict_do_nothing(), list(columns))
 
 
 def _cache(conn: Connection) -> dict[tuple[str, tuple[str, ...]], Any]:
     return _prepared.setdefault(conn.engine, {})
 
 
-def _sqlite_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    names = tuple(rows[0])
+def _sqlite_insert(conn: Connection, table: Table, rows: Columns) -> None:
+    names = tuple(rows.names)
     cache = _cache(conn)
     key = (table.name, names)
     if key not in cache:
@@ -73,26 +85,25 @@ def _sqlite_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, A
         conn.execute(sqlite.insert(table).on_conflict_do_nothing(), list(rows))
         return
     sql, order_names, processors = prepared
-    columns = [_storage_column([row[name] for row in rows], processor)
+    columns = [_storage_column(rows[name], processor)
                for name, processor in zip(order_names, processors, strict=True)]
     conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
-def _storage_column(values: list[Any], processor: _Processor) -> list[Any]:
-    """``values`` as stored: through ``processor`` once per object (a batch's rows share e.g.
-    its scored-at time; by identity, not equality: equal datetimes in two time zones are stored
-    differently)."""
+def _storage_column(values: Column, processor: _Processor) -> Sequence[Any]:
+    """``values`` as stored: an instant column formatted at once (SQLAlchemy's ``DATETIME``
+    text, which :func:`store.columns.Micros.sqlite_text` reproduces); otherwise through
+    ``processor`` once per distinct object (a batch's rows share e.g. its scored-at time and
+    its flags' two booleans; by identity, not equality: equal datetimes in two time zones are
+    stored differently)."""
+    if isinstance(values, Micros):
+        return values.sqlite_text()
     if processor is None:
         return values
-    seen: dict[int, Any] = {}
-    out = []
-    for value in values:
-        key = id(value)  # ``values`` keeps every object alive: an id is not reused meanwhile
-        stored = seen.get(key, seen)
-        if stored is seen:
-            stored = seen[key] = processor(value)
-        out.append(stored)
-    return out
+    # ``values`` keeps every object alive meanwhile, so an id is not reused
+    objects = dict(zip(map(id, values), values, strict=True))
+    stored = {key: processor(value) for key, value in objects.items()}
+    return list(map(stored.__getitem__, map(id, values)))
 
 
 def _pg_types(conn: Connection, table: Table, names: Sequence[str]) -> list[int]:
@@ -104,21 +115,28 @@ def _pg_types(conn: Connection, table: Table, names: Sequence[str]) -> list[int]
             "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = "
             "CAST(:t AS regclass) AND attnum > 0 AND NOT attisdropped"), {"t": table.name}).all())
         cache[key] = [_PG_TEXT_OID if found[n] == _PG_JSON_OID else found[n] for n in names]
-    return cache[key]
+    return list(cache[key])
 
 
-def _copied(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> bool:
+def _copied(conn: Connection, table: Table, rows: Columns) -> bool:
     """COPY ``rows`` into ``table`` in a savepoint; False (and nothing written) if a key exists."""
     import psycopg
 
-    names = list(rows[0])
-    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
-    if json_columns & set(names):  # COPY takes a JSON column's value as its JSON text
-        import orjson
-
-        rows = [{**row, **{n: None if row[n] is None else orjson.dumps(row[n]).decode()
-                           for n in json_columns if n in row}} for row in rows]
+    names = rows.names
     types = _pg_types(conn, table, names)
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    columns: list[Sequence[Any]] = []
+    for i, name in enumerate(names):
+        values = rows[name]
+        if isinstance(values, Micros):  # timestamptz's binary form, sent as the bytes it is
+            types[i] = _PG_BYTEA_OID
+            data = (values.us - _PG_EPOCH_US).astype(">i8").tobytes()
+            values = [data[j:j + 8] for j in range(0, len(data), 8)]
+        elif name in json_columns:  # COPY takes a JSON column's value as its JSON text
+            import orjson
+
+            values = [None if v is None else orjson.dumps(v).decode() for v in values]
+        columns.append(values)
     sql = f'COPY "{table.name}" ({", ".join(f"{n!s}" for n in names)}) FROM STDIN (FORMAT BINARY)'
     raw = conn.connection.driver_connection
     savepoint = conn.begin_nested()
@@ -126,8 +144,8 @@ def _copied(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -
         with raw.cursor() as cursor, cursor.copy(sql) as copy:
             copy.set_types(types)
             write = copy.write_row
-            for row in rows:
-                write([row[n] for n in names])
+            for row in zip(*columns, strict=True):
+                write(row)
     except psycopg.errors.UniqueViolation:
         savepoint.rollback()
         return False

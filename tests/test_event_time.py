@@ -68,3 +68,20 @@ def test_a_bad_max_future_skew_is_a_one_line_error(value):
                       dlq_topic="d")
     with pytest.raises(FraudstreamError, match="--max-future-skew"):
         check_consumer_args(parser.parse_args([f"--max-future-skew={value}"]))
+
+
+def test_event_times_computed_per_batch_round_exactly_as_timedelta():
+    """The scorer's decision rows take event times for the whole batch (``event_time_us``); each
+    must be the very instant ``event_time`` gives (timedelta's rounding: microsecond ties to
+    even, whole seconds exact), over the schema's whole range."""
+    import numpy as np
+
+    from schemas.times import event_time, event_time_us
+
+    rng = np.random.default_rng(7)
+    ties = [k + (j + 0.5) / 1e6 for k in (0, 1, 172_792, 10**9) for j in range(500)]
+    times = np.concatenate([rng.uniform(0, MAX_TIME_S, 20_000), rng.uniform(0, 200_000, 20_000),
+                            np.array(ties), [np.nextafter(MAX_TIME_S, 0), 0.0, 5e-7, 1.5e-6]])
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    expected = [(event_time(t) - epoch) // timedelta(microseconds=1) for t in times.tolist()]
+    assert event_time_us(times).tolist() == expected

@@ -3,6 +3,7 @@
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 from sqlalchemy import inspect, select
 
@@ -260,10 +261,52 @@ def test_the_stream_clock_ignores_a_few_event_times_far_ahead_of_the_rest(db_url
     assert clock == (T0 + timedelta(hours=48 + 999 * 0.024)).replace(tzinfo=clock.tzinfo)
 
 
+def scorer_rows(n):
+    """The scorer's decision and inline-label rows of ``n`` events as it writes them (columns,
+    event times computed for the batch: tricky ones included — microsecond ties, large times),
+    and the same rows as mappings with ``event_time(time_s)`` datetimes (the reference)."""
+    from types import SimpleNamespace
+
+    from schemas.events import event_time
+    from schemas.ids import derived_id
+    from scorer.decode import DecodedBatch
+    from scorer.process import INLINE_LABEL, decision_rows, label_rows
+
+    times = [i * 3601.123457 + (i % 5) * 0.5e-6 for i in range(n - 6)] + [
+        0.0, 5e-7, 1.5e-6, 2.5e-6, 172_792.0000005, 2_700_000_000.0000005]
+    events = [{"transaction_id": f"s{i}", "amount": i / 3, "time_s": t,
+               "is_fraud": None if i % 3 == 0 else i % 2} for i, t in enumerate(times)]
+    records = [SimpleNamespace(topic="tx", partition=i % 3, offset=i) for i in range(n)]
+    model = SimpleNamespace(version=1, threshold=0.7)
+    scores = np.linspace(0, 1, n)
+    now = datetime.now(UTC)
+    batch = DecodedBatch(events, records)
+    columns = decision_rows(batch, model, scores, scores >= 0.7, now)
+    reference = [{"transaction_id": e["transaction_id"], "model_version": 1, "score": s,
+                  "threshold": 0.7, "flagged": s >= 0.7, "amount": e["amount"],
+                  "event_time": event_time(e["time_s"]), "source_topic": r.topic,
+                  "source_partition": r.partition, "source_offset": r.offset, "scored_at": now}
+                 for e, r, s in zip(events, records, scores.tolist(), strict=True)]
+    assert list(columns) == reference  # read back as mappings, they are the same rows
+    labelled = [(e, r) for e, r in zip(events, reference, strict=True)
+                if e["is_fraud"] is not None]
+    label_reference = [{"label_id": derived_id(INLINE_LABEL, r["transaction_id"]),
+                        "transaction_id": r["transaction_id"], "is_fraud": e["is_fraud"],
+                        "source": "replay", "observed_at": r["event_time"],
+                        "reason": "is_fraud carried by the transaction event",
+                        "received_at": now, "source_topic": r["source_topic"],
+                        "source_partition": r["source_partition"],
+                        "source_offset": r["source_offset"]} for e, r in labelled]
+    return ({decisions: columns, labels: label_rows(batch, columns, now)},
+            {decisions: reference, labels: label_reference})
+
+
 def test_bulk_insert_stores_what_sqlalchemy_stores(db_url, tmp_path, home):
     """The bulk paths (SQLite: the driver's executemany of values in storage form; PostgreSQL:
     binary COPY from 200 rows) store exactly what SQLAlchemy's own INSERT stores, and skip
-    existing keys. Values in storage form are read back raw (no result processing)."""
+    existing keys — rows given as mappings, and the scorer's rows as columns with event times
+    computed per batch (SQLAlchemy is given the same rows with ``event_time(time_s)``
+    datetimes). Values in storage form are read back raw (no result processing)."""
     from store.bulk import COPY_MIN_ROWS, insert_ignore
 
     engine = connect(db_url)
@@ -277,6 +320,7 @@ def test_bulk_insert_stores_what_sqlalchemy_stores(db_url, tmp_path, home):
                   if i % 3 else datetime(2013, 9, 1, 14, tzinfo=other_zone)} for i in range(n)],
         labels: [label(f"t{i}", i % 2, i / 3, source="replay") for i in range(n)],
     }
+    columns, reference = scorer_rows(2 * COPY_MIN_ROWS + 10)  # COPY-ed both (PostgreSQL)
     queries = {decisions: "SELECT * FROM decisions ORDER BY transaction_id",
                alerts: "SELECT * FROM alerts ORDER BY transaction_id",
                labels: "SELECT label_id, transaction_id, is_fraud, source, observed_at, reason, "
@@ -288,14 +332,17 @@ def test_bulk_insert_stores_what_sqlalchemy_stores(db_url, tmp_path, home):
             for table, table_rows in rows.items():
                 if how == "bulk":
                     insert_ignore(conn, table, table_rows)
+                    insert_ignore(conn, table, columns.get(table, []))
                     insert_ignore(conn, table, table_rows[::-1])  # all known: nothing changes
+                    insert_ignore(conn, table, columns.get(table, []))  # (COPY's fallback)
                 else:
-                    conn.execute(table.insert(), table_rows)
+                    conn.execute(table.insert(), table_rows + reference.get(table, []))
         with engine.begin() as conn:
             stored[how] = {t.name: conn.exec_driver_sql(q).all() for t, q in queries.items()}
             for table in rows:
                 conn.execute(table.delete())
-    assert {t: len(r) for t, r in stored["bulk"].items()} == {t.name: n for t in rows}
+    assert {t: len(r) for t, r in stored["bulk"].items()} == {
+        t.name: n + len(reference.get(t, [])) for t in rows}
     assert stored["bulk"] == stored["sqlalchemy"]
 
 
