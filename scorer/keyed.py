@@ -140,8 +140,8 @@ def plan_batch(specs: Sequence[BehaviourSpec], records: Sequence[Any],
 def feature_rows(spec: BehaviourSpec, events: Sequence[Mapping[str, Any]],
                  inputs: np.ndarray) -> dict[str, dict[str, float]]:
     names = spec.input_names()
-    return {e["transaction_id"]: dict(zip(names, map(float, row), strict=True))
-            for e, row in zip(events, inputs, strict=True)}
+    return {e["transaction_id"]: dict(zip(names, row, strict=True))
+            for e, row in zip(events, inputs.tolist(), strict=True)}
 
 
 def write_keyed(conn: Connection, scored: ScoredBatch, *, log_decisions: bool,
@@ -224,7 +224,9 @@ class KeyedPipeline:
                 shadow_vectors = feature_rows(shadow.contract.spec, events, shadow_inputs)
                 shadow_rows["features"] = [shadow_vectors[transaction_id] for transaction_id
                                            in shadow_rows["transaction_id"]]
-        vectors = feature_rows(spec, events, inputs)
+        # the vectors stored: every alert's, and every decision's only with --log-features
+        kept = np.arange(len(events)) if self.log_features else np.flatnonzero(scored.flagged)
+        vectors = feature_rows(spec, [events[i] for i in kept], inputs[kept])
         cards_of = {e["transaction_id"]: e["customer_id"] for e in events}
         for row in scored.alert_rows:  # the whole vector the model saw, not only the top five
             row["feature_values"] = vectors[row["transaction_id"]]
