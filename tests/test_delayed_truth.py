@@ -69,6 +69,9 @@ def kill_at_progress(start, db_url, group, lo, hi, rng, label):
     return committed_offsets(engine, group)
 
 
+# PostgreSQL only: the same kills on SQLite are run by test_scorer_e2e's
+# test_sigkill_three_times_then_exact; one database each keeps .ci/run within its time.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_delayed_labels_with_kills_equal_offline_join(kafka_bootstrap, new_topic,
                                                       tmp_path_factory, db_url, home):
     csv = str(write_csv(tmp_path_factory.mktemp("dt") / "delayed.csv", 50_000, fraud_rate=0.01,

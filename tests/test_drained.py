@@ -54,7 +54,7 @@ class StaleMember:
         self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
                                       enable_auto_commit=False, auto_offset_reset="latest")
         self._stop = threading.Event()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # generous: a loaded machine joins slowly
         while not self.consumer.assignment():  # joined: it owns the partitions
             assert time.monotonic() < deadline, "the stale member never joined"
             self.consumer.poll(timeout_ms=200)

@@ -117,6 +117,9 @@ def test_malformed_events_go_to_dlq_and_good_counts_stay_exact(
 
 
 @pytest.mark.slow
+# SQLite only: the same kills on PostgreSQL are run by test_delayed_truth's kill test (with
+# delayed labels) and the keyed SIGKILL test; one database each keeps .ci/run within its time.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sigkill_three_times_then_exact(kafka_bootstrap, new_topic, tmp_path_factory, db_url,
                                         home):
     csv = str(write_csv(tmp_path_factory.mktemp("big") / "big.csv", 50_000, fraud_rate=0.01,
