@@ -58,6 +58,7 @@ bench: setup kafka-jars
 	$(PY) bench/bench_scorer.py
 	$(PY) bench/bench_decisions.py --rows 100000
 	$(PY) bench/bench_latency.py
+	$(PY) bench/bench_keyed.py
 	$(PY) bench/bench_metrics.py --rows 100000
 	$(PY) bench/bench_families.py --rows 100000
 	$(PY) bench/bench_labels.py --rows 200000

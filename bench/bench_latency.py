@@ -24,6 +24,7 @@ is RESET.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import signal
@@ -32,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,12 @@ def finished(proc: subprocess.Popen[str], what: str, timeout: float = 600) -> di
 
 
 def scorer(env: dict[str, str], topic: str, group: str, batch_size: int,
-           until_idle: float | None = None) -> subprocess.Popen[str]:
-    extra = ["--until-idle", str(until_idle)] if until_idle else []
+           until_idle: float | None = None, *extra: str) -> subprocess.Popen[str]:
+    """A ``fraudstream score`` process (``extra``: more of its arguments)."""
+    idle = ["--until-idle", str(until_idle)] if until_idle else []
     return cli("score", "--topic", topic, "--group-id", group, "--batch-size", str(batch_size),
                "--alerts-topic", f"{topic}.alerts", "--dlq-topic", f"{topic}.dlq", "--json",
-               *extra, env=env)
+               *idle, *extra, env=env)
 
 
 def replay(env: dict[str, str], csv: Path, topic: str, *, limit: int, skip: int = 0,
@@ -168,14 +170,16 @@ def first_offsets(produced: dict[tuple[int, int], float], k: int) -> set[tuple[i
 def commit_times(commits: Sequence[tuple[float, int, int]], decided: Sequence[Any],
                  produced: dict[tuple[int, int], float]) -> dict[tuple[int, int], float]:
     """{(partition, offset): when the commit holding its decision was first seen}."""
-    by_partition: dict[int, list[tuple[int, float]]] = {}
+    offsets: dict[int, list[int]] = {}  # per partition, in commit order (offsets only grow)
+    times: dict[int, list[float]] = {}
     for at, p, offset in commits:
-        by_partition.setdefault(p, []).append((offset, at))
+        offsets.setdefault(p, []).append(offset)
+        times.setdefault(p, []).append(at)
     out: dict[tuple[int, int], float] = {}
     for p, o in decided:
         if (p, o) not in produced:
             raise SystemExit(f"decision for partition {p} offset {o} has no record")
-        out[(p, o)] = next(at for offset, at in by_partition[p] if offset > o)
+        out[(p, o)] = times[p][bisect.bisect_right(offsets[p], o)]  # first commit past it
     return out
 
 
@@ -205,6 +209,11 @@ def run_backend(name: str, url: str | None, tmp: Path, bootstrap: str,
                                args.batch_size, until_idle=3), "capacity scorer")["rate"]
     print(f"{name}: capacity {capacity:,.0f} events/s ({args.capacity_events:,} events)",
           flush=True)
+    needed = WARMUP_EVENTS + max(int((capacity / 2 if r == "half" else float(r)) * args.seconds)
+                                 for r in rates)
+    if needed > biggest * 2:  # a paced run must not wait for events the file does not have
+        csv = tmp / f"events-{needed}.csv"
+        write_csv(csv, needed, seed=7)
     runs = []
     for r in rates:
         rate = capacity / 2 if r == "half" else float(r)
@@ -219,23 +228,36 @@ def run_backend(name: str, url: str | None, tmp: Path, bootstrap: str,
     return {"db": redacted(db), "capacity_eps": round(capacity), "runs": runs}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--capacity-events", type=int, default=40_000)
+def paced_arguments(parser: argparse.ArgumentParser) -> None:
+    """The paced run's arguments (and the databases'), shared with ``bench_keyed``."""
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each paced run")
-    parser.add_argument("--rates", default="2000,half",
-                        help="comma-separated events/s; 'half' = half the measured capacity")
     parser.add_argument("--batch-size", type=int, default=2000)
-    parser.add_argument("--train-rows", type=int, default=20_000)
     parser.add_argument("--observe-ms", type=float, default=2.0,
                         help="how often consumer_offsets is read (ms)")
     add_db_arguments(parser)
-    args = parser.parse_args()
+
+
+def each_backend(args: argparse.Namespace, prefix: str,
+                 run: Callable[[str, str | None, Path, str, argparse.Namespace], dict[str, Any]]
+                 ) -> dict[str, Any]:
+    """{backend: ``run(backend, url, tmp, bootstrap, args)``} on one broker, in a temp dir."""
     results = {}
-    with tempfile.TemporaryDirectory(prefix="bench-latency-") as name, \
+    with tempfile.TemporaryDirectory(prefix=prefix) as name, \
             bench_broker(Path(name)) as bootstrap:
         for backend, url in backends(args):
-            results[backend] = run_backend(backend, url, Path(name), bootstrap, args)
+            results[backend] = run(backend, url, Path(name), bootstrap, args)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--capacity-events", type=int, default=40_000)
+    parser.add_argument("--rates", default="2000,half",
+                        help="comma-separated events/s; 'half' = half the measured capacity")
+    parser.add_argument("--train-rows", type=int, default=20_000)
+    paced_arguments(parser)
+    args = parser.parse_args()
+    results = each_backend(args, "bench-latency-", run_backend)
     print("(produce -> committed decision, every decision; aim p99 < 100 ms)")
     print(json.dumps({"bench": "latency", "seconds": args.seconds, "results": results}))
 

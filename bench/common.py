@@ -185,7 +185,7 @@ def train_small(rows: int, tmp: Path, db: str, home: Path) -> None:
     train(str(csv), epochs=2, seed=1, db=db, home=home)
 
 
-TABLES = ("decisions", "alerts", "labels")
+TABLES = ("decisions", "alerts", "labels", "card_state", "keyed_transactions", "stream_clocks")
 
 
 def empty_tables(engine: Any) -> None:
