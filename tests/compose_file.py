@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from fraudstream_cli import build_parser
+from tests.ci import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -193,12 +194,7 @@ def docker_or_skip() -> str:
         docker and subprocess.run([docker, "info"], capture_output=True, timeout=60).returncode == 0
     )
     if not ok:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(
-                "CI=true but no Docker daemon answers: .ci/run must start it "
-                "(bash deploy/docker-for-tests.sh)"
-            )
-        pytest.skip("no Docker daemon answers (bash deploy/docker-for-tests.sh starts one)")
+        missing("no Docker daemon answers", "bash deploy/docker-for-tests.sh start")
     assert docker
     return docker
 

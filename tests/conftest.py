@@ -15,21 +15,16 @@ import psycopg  # noqa: F401  (before TensorFlow: see trainer.model.load_keras)
 import pytest
 
 from store.db import empty_postgres
+from tests.ci import missing
 from tests.kafka_fixture import kafka_bootstrap, new_topic  # noqa: F401
 
 PG_ENV = "FRAUDSTREAM_TEST_PG_URL"
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 def postgres_url() -> str:
     url = os.environ.get(PG_ENV)
     if not url:
-        if in_ci():
-            pytest.fail(f"CI=true but {PG_ENV} is not set: .ci/run must start PostgreSQL")
-        pytest.skip(f"{PG_ENV} not set (run `bash deploy/postgres-for-tests.sh`)")
+        missing(f"{PG_ENV} is not set", "run `bash deploy/postgres-for-tests.sh`")
     return url
 
 

@@ -28,18 +28,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from producer.broker import DEPLOY_DIR, LocalBroker, free_port, kafka_version, wait_ready
+from tests.ci import missing
 
 CONTAINER_LABEL = "io.fraudstream.test"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"CI=true but no Kafka broker: {reason}")
-    pytest.skip(f"no Kafka broker: {reason}")
 
 
 def _docker_answers() -> bool:
@@ -143,7 +134,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         bootstrap = broker.up()
     except Exception as exc:  # FraudstreamError: no Java/Maven, or start failed
         broker.down()
-        _unavailable(str(exc))
+        missing("no Kafka broker", str(exc))
     try:
         yield bootstrap
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import socket
 
@@ -14,6 +13,7 @@ from producer import cli
 from producer.broker import LocalBroker, bootstrap_servers, free_port
 from schemas.errors import FraudstreamError
 from stream.cli import reachable_broker
+from tests.ci import missing
 from trainer.synth import write_csv
 
 pytestmark = pytest.mark.kafka
@@ -29,9 +29,7 @@ def run_cli(*argv: str) -> int:
 @pytest.fixture
 def needs_java() -> None:
     if shutil.which("java") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but java is not installed")
-        pytest.skip("java not installed")
+        missing("java is not installed", "apt-get install openjdk-17-jre-headless")
 
 
 def test_bootstrap_servers_precedence(monkeypatch: pytest.MonkeyPatch, home) -> None:

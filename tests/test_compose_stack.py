@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from producer.broker import free_port
+from tests.ci import missing
 from tests.compose_file import ROOT, compose_command, docker_or_skip, local_images
 
 # --------------------------------------------------------------- the stack, run for real
@@ -283,9 +284,7 @@ def test_the_kafka_fixture_runs_the_local_image_through_testcontainers() -> None
     docker = docker_or_skip()
     image = local_kafka_image()
     if image is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("CI=true but the local Kafka image is missing (deploy/images/build.sh)")
-        pytest.skip("the local Kafka image is not built (bash deploy/images/build.sh kafka)")
+        missing("the local Kafka image is not built", "bash deploy/images/build.sh kafka")
     with kafka_container(image) as bootstrap:
         assert bootstrap.startswith("127.0.0.1:")
         ensure_topics(bootstrap, {"fixture-check": 3})

@@ -22,7 +22,7 @@ import pytest
 
 from producer.broker import free_port
 from schemas.features import MODEL_FEATURES
-from tests.conftest import in_ci
+from tests.ci import missing
 from tests.scoring_helpers import finish, replay_all, scorer_process, setup_model
 from trainer.synth import write_csv
 
@@ -34,10 +34,7 @@ def binary(name: str) -> str:
     found = shutil.which(name) or (f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK)
                                    else None)
     if found is None:
-        if in_ci():
-            pytest.fail(f"CI=true but `{name}` is missing: .ci/run must install the Debian "
-                        "package prometheus")
-        pytest.skip(f"`{name}` not installed (apt-get install prometheus)")
+        missing(f"`{name}` is not installed", "apt-get install prometheus")
     return found
 
 
