@@ -31,7 +31,7 @@ from sqlalchemy import URL, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
-from schemas.errors import FraudstreamError
+from schemas.errors import FraudstreamError, first_line
 from store.settings import default_db_url, explicit_db_url, redact
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -77,11 +77,6 @@ def _bad_url(url: str, problem: str, hint: str = URL_EXAMPLES) -> BadDatabaseURL
     return BadDatabaseURL(f"bad database URL '{redact(url)}': {problem} ({hint})")
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 def parse_url(url: str) -> URL:
     """``url`` as a SQLAlchemy :class:`URL` for a supported database, or :class:`BadDatabaseURL`.
 
@@ -98,7 +93,7 @@ def parse_url(url: str) -> URL:
     except ValueError as exc:  # only int(port) raises ValueError in make_url
         port = re.search(r"invalid literal for int\(\) with base 10: (.*)$", str(exc))
         problem = (f"port {port[1]} is not a number" if port and port[1] != "''"
-                   else "empty port after ':'" if port else _first_line(exc))
+                   else "empty port after ':'" if port else first_line(exc))
         raise _bad_url(url, problem) from None
     except ArgumentError:
         problem = "not a URL SQLAlchemy can parse"
@@ -294,7 +289,7 @@ def _classify(exc: DBAPIError, parsed: URL, url: str) -> DatabaseUnavailable | N
     """A permanent, one-line error for ``exc``, or None if it may be transient (retry)."""
     orig = exc.orig if exc.orig is not None else exc
     message = " ".join(str(orig).split())
-    reason = _first_line(orig)
+    reason = first_line(orig)
     lower = message.lower()
     if parsed.get_backend_name() == "sqlite":
         path = Path(parsed.database or "")
@@ -347,7 +342,7 @@ def migrate(engine: Engine) -> None:
         except CommandError as exc:
             url = engine.url.render_as_string(hide_password=True)
             raise DatabaseUnavailable(
-                f"cannot migrate database {url}: {_first_line(exc)} (was it created by a newer "
+                f"cannot migrate database {url}: {first_line(exc)} (was it created by a newer "
                 "version of fraudstream?)") from exc
 
 
@@ -392,7 +387,7 @@ def connect(url: str | None = None, *, create: bool = True, attempts: int = 3,
                     raise problem from exc
                 if attempt == attempts:
                     raise DatabaseUnavailable(
-                        f"database {redact(url)} is unreachable: {_first_line(exc.orig or exc)}"
+                        f"database {redact(url)} is unreachable: {first_line(exc.orig or exc)}"
                     ) from exc
                 time.sleep(wait_s * attempt)
     except BaseException:

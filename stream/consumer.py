@@ -28,11 +28,11 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 import stream.offsets as offsets
-from schemas.errors import FraudstreamError
+from schemas.errors import FraudstreamError, first_line
 from stream.contract import ConsumerConfig, ConsumerSummary, Pipeline
 from stream.deadletters import DeadLetter, Outgoing, dead_letter_message
 from stream.drained import DrainWatch
-from stream.faults import is_transient, one_line
+from stream.faults import is_transient
 
 if TYPE_CHECKING:
     from metrics import ConsumerMetrics
@@ -49,7 +49,7 @@ class PermanentFault(Exception):
     """A step failed in a way retrying cannot fix (raised by :meth:`SqlConsumer._retry`)."""
 
     def __init__(self, what: str, cause: BaseException) -> None:
-        super().__init__(f"{what}: {one_line(cause)}")
+        super().__init__(f"{what}: {first_line(cause)}")
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):
@@ -275,7 +275,7 @@ class SqlConsumer:
                         write(conn)
             except IntegrityError as exc:
                 if "consumer_offsets" in str(exc):  # a concurrent first insert of our row
-                    raise offsets.OffsetConflict(one_line(exc)) from exc
+                    raise offsets.OffsetConflict(first_line(exc)) from exc
                 raise
 
         try:
@@ -343,11 +343,11 @@ class SqlConsumer:
                 if time.monotonic() > deadline or (self._stop and delay > 4):
                     raise FraudstreamError(
                         f"{what} failed, giving up (nothing was committed for this batch; it is "
-                        f"re-read on restart): {one_line(exc)}") from exc
+                        f"re-read on restart): {first_line(exc)}") from exc
                 self._faults += 1
                 if self.metrics is not None:
                     self.metrics.retried(what)
-                log.warning("%s failed (%s); retrying in %.1fs", what, one_line(exc), delay,
+                log.warning("%s failed (%s); retrying in %.1fs", what, first_line(exc), delay,
                             extra={"retry": what, "delay_seconds": delay})
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)

@@ -36,9 +36,3 @@ def is_transient(exc: BaseException) -> bool:
             return state[:2] in _TRANSIENT_SQLSTATE
         return type(exc).__name__ in _TRANSIENT_DBAPI
     return isinstance(exc, (ConnectionError, TimeoutError))
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an error's message (or its repr when it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else repr(exc)
