@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, case, func, select
 
-from desk.keyed_explain import UNUSUAL_RATIO, windows, worded
+from desk.keyed_explain import UNUSUAL_RATIO, rest_contributed_nothing, windows, worded
 from schemas.behaviour import DAY_US, BehaviourSpec
 from schemas.errors import FraudstreamError
 from store.tables import alerts, decisions, keyed_transactions
@@ -125,6 +125,7 @@ def card_view(engine: Engine, alert: Mapping[str, Any],
         "words": words,
         "top_contribution": max((abs(w["contribution"]) for w in words
                                  if w["contribution"] is not None), default=1.0) or 1.0,
+        "rest_contributed_nothing": rest_contributed_nothing(alert.get("explanation")),
         "recorded": bool(values),
         "delay_days": spec.delay_days,
         "usual_rule": (

@@ -137,18 +137,26 @@ def unusual(name: str, values: Mapping[str, float]) -> bool:
 def worded(values: Mapping[str, float] | None,
            explanation: Sequence[Mapping[str, Any]] | None,
            spec: BehaviourSpec) -> list[dict[str, Any]]:
-    """Every feature the model saw, in words: the explained ones first (the explanation's order,
-    with their ``contribution``), then the others (``contribution`` None). Each entry:
-    ``feature``, ``sentence``, ``value``, ``usual`` (card windows), ``unusual``,
-    ``contribution``. Empty when the alert was stored without values."""
+    """Every feature the model saw, in words: the ones that contributed first (the explanation's
+    order, with their non-zero ``contribution``), then the others (``contribution`` None: not
+    in the explanation, or in it with a contribution of exactly zero). Each entry: ``feature``,
+    ``sentence``, ``value``, ``usual`` (card windows), ``unusual``, ``contribution``. Empty
+    when the alert was stored without values."""
     if not values:
         return []
-    contributions = {c["feature"]: float(c["contribution"]) for c in explanation or []}
+    contributions = {c["feature"]: float(c["contribution"]) for c in explanation or []
+                     if float(c["contribution"]) != 0.0}
     names = [n for n in contributions if n in values]
     names += [n for n in values if n not in contributions]
     return [{"feature": n, "sentence": sentence(n, values, spec), "value": float(values[n]),
              "usual": usual(n, values), "unusual": unusual(n, values),
              "contribution": contributions.get(n)} for n in names]
+
+
+def rest_contributed_nothing(explanation: Sequence[Mapping[str, Any]] | None) -> bool:
+    """True when the explanation (the model's top contributions by size) names a feature with a
+    zero contribution: every feature it leaves out then contributed nothing either."""
+    return any(float(c["contribution"]) == 0.0 for c in explanation or [])
 
 
 def windows(values: Mapping[str, float] | None, family: str) -> list[dict[str, Any]]:

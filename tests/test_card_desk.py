@@ -92,6 +92,11 @@ def test_keyed_alert_shows_the_card_its_windows_and_the_words(db_url, home, tmp_
     assert f"card: 5 transactions in the last 24 h (usual {usual})" in seen
     assert "was known fraud (fraud is known 7 days after)" in seen
     assert f"{explained['customer_count_1d']:+.3f}" in seen and "this alert" in seen
+    # the hand-set model gives amount/weekend/night no weight: they are not shown as reasons
+    assert 0.0 in explained.values() and "+0.000" not in seen
+    assert {w["feature"] for w in card["words"] if w["contribution"] is not None} == {
+        f for f, v in explained.items() if v != 0.0}
+    assert "No other feature contributed to this score" in seen
     assert "Terminal T9" in seen and "7–14 days ago" in seen and "baseline" in seen
     assert "per-day rate" in seen  # the usual level says how it is defined
     assert f"/alerts/{keyed.version}/{c1[5]}" in page.text  # the card's other alerts link

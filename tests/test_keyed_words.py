@@ -8,7 +8,14 @@ from datetime import date
 import pytest
 
 from desk.card_precision import card_precision_days, mean_precision
-from desk.keyed_explain import parse_window, sentence, usual, windows, worded
+from desk.keyed_explain import (
+    parse_window,
+    rest_contributed_nothing,
+    sentence,
+    usual,
+    windows,
+    worded,
+)
 from models.evaluation import top_k_cards
 from schemas.behaviour import BehaviourSpec
 
@@ -65,6 +72,15 @@ def test_usual_levels_and_the_order_of_the_words():
     assert by["customer_count_1d"]["unusual"] and by["customer_count_1d"]["value"] == 9.0
     assert not by["customer_count_7d"]["unusual"]  # 14 < 2 × 8.4
     assert by["terminal_risk_7d"]["unusual"] and not by["terminal_risk_1d"]["unusual"]
+    assert not rest_contributed_nothing(explanation)  # the rest may have contributed a little
+    # a top-5 explanation naming features that contributed exactly zero: they are no reasons
+    zeros = [*explanation, {"feature": "weekend", "contribution": 0.0},
+             {"feature": "night", "contribution": -0.0}]
+    zero_words = worded(VECTOR, zeros, SPEC)
+    assert [w["feature"] for w in zero_words if w["contribution"] is not None] == [
+        "terminal_risk_7d", "customer_count_1d", "amount"]
+    assert {w["feature"]: w["contribution"] for w in zero_words}["weekend"] is None
+    assert rest_contributed_nothing(zeros) and not rest_contributed_nothing(None)
     assert worded(None, explanation, SPEC) == [] and windows(None, "customer") == []
     card = windows(VECTOR, "customer")
     assert [(w["days"], w["count"], w["mean_amount"]) for w in card] == [
