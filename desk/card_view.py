@@ -7,7 +7,7 @@ the feature vector stored with the alert, what the model saw — and that vector
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, case, func, select
@@ -15,6 +15,7 @@ from sqlalchemy import Engine, and_, case, func, select
 from desk.keyed_explain import UNUSUAL_RATIO, rest_contributed_nothing, windows, worded
 from schemas.behaviour import DAY_US, BehaviourSpec
 from schemas.errors import FraudstreamError
+from schemas.times import from_micros
 from store.tables import alerts, decisions, keyed_transactions
 from store.truth import latest_label
 
@@ -22,7 +23,6 @@ from store.truth import latest_label
 BEFORE, AFTER = 20, 10
 #: The terminal's recent activity (days before the transaction, from the store).
 RECENT_DAYS = (1, 7)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def keyed_spec(training: Mapping[str, Any] | None) -> BehaviourSpec | None:
@@ -38,7 +38,7 @@ def keyed_spec(training: Mapping[str, Any] | None) -> BehaviourSpec | None:
 
 
 def _when(time_us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(time_us))
+    return from_micros(time_us)
 
 
 def card_history(engine: Engine, transaction_id: str,

@@ -18,6 +18,7 @@ from desk import params as p
 from desk.card_view import card_view, keyed_spec
 from desk.queue import MAX_PAGE, STATUSES, Page, Status
 from schemas.events import event_time
+from schemas.times import as_utc
 from store.tables import alerts, cases, desk_audit, model_versions
 from store.truth import latest_label
 
@@ -79,12 +80,7 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
 def waited_s(row: Mapping[str, Any], now: datetime) -> float:
     """How long a case has waited: since it opened, until it closed (or now)."""
     end = row.get("closed_at") or now
-    opened = row["opened_at"]
-    if opened.tzinfo is None:  # SQLite hands times back naive (UTC)
-        opened = opened.replace(tzinfo=UTC)
-    if end.tzinfo is None:
-        end = end.replace(tzinfo=UTC)
-    return max(0.0, (end - opened).total_seconds())
+    return max(0.0, (as_utc(end) - as_utc(row["opened_at"])).total_seconds())
 
 
 def _shaped(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, Integer, and_, case, cast, func, select
 
 from desk.card_precision import DEFAULT_CAPACITY, card_precision_days, mean_precision
 from schemas.events import DATASET_EPOCH
+from schemas.times import UNIX_EPOCH, as_utc, from_micros
 from store.counts import matured_counts, maturity_cutoff, stream_clock
 from store.settings import Maturity
 from store.tables import alerts, keyed_transactions
@@ -55,8 +56,8 @@ def _queue(engine: Engine, now: datetime) -> dict[str, Any]:
     unclosed = [rows[s] for s in ("open", "claimed") if s in rows]
     counts = [sum(int(r[2 + k]) for r in unclosed) for k in range(len(AGE_BUCKETS))]
     oldest = min((r[1] for r in unclosed if r[1] is not None), default=None)
-    if oldest is not None and oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=UTC)
+    if oldest is not None:
+        oldest = as_utc(oldest)
     return {
         "by_status": by_status,
         "age": [(label, int(n)) for (label, _), n in zip(AGE_BUCKETS, counts, strict=True)],
@@ -79,7 +80,7 @@ def _precision_per_day(engine: Engine, days: int = 14) -> list[dict[str, Any]]:
             .limit(20000)
         )
         for at, disposition in rows:
-            day = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).date()
+            day = as_utc(at).date()
             per_day[day.isoformat()][0 if disposition == "confirmed_fraud" else 1] += 1
     out = [
         {"day": d, "fraud": f, "false_positive": fp, "precision": f / (f + fp)}
@@ -119,7 +120,6 @@ def _scores(engine: Engine) -> list[tuple[str, int]]:
 
 CARD_DAYS = 14
 _DAY_S = 86400.0
-_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _day_index(engine: Engine, seconds: Any) -> Any:
@@ -155,7 +155,7 @@ def card_precision(engine: Engine, mature: Maturity, k: int,
         alerted = conn.execute(select(a.card_id, a.time_s).select_from(alerts.join(
             truth, truth.c.transaction_id == a.transaction_id)).where(*keyed, fraud)).all()
         k_t = keyed_transactions.c
-        start_us = int(((DATASET_EPOCH - _UNIX).total_seconds() + start_s) * 1e6)
+        start_us = int(((DATASET_EPOCH - UNIX_EPOCH).total_seconds() + start_s) * 1e6)
         stored = conn.execute(select(k_t.customer_id, k_t.time_us).select_from(
             keyed_transactions.join(truth, truth.c.transaction_id == k_t.transaction_id))
             .where(k_t.customer_id.is_not(None), k_t.time_us >= start_us, fraud)).all()
@@ -167,7 +167,7 @@ def card_precision(engine: Engine, mature: Maturity, k: int,
         scores[when][card] = float(score)
         counts[when] += int(n)
     compromised = {(origin + timedelta(days=int(t // _DAY_S)), c) for c, t in alerted}
-    compromised |= {((_UNIX + timedelta(microseconds=int(t))).date(), c) for c, t in stored}
+    compromised |= {(from_micros(t).date(), c) for c, t in stored}
     clock = stream_clock(engine)
     through = (maturity_cutoff(clock, mature.window).date() - timedelta(days=1)
                if clock is not None else None)

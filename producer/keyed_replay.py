@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import islice
 from operator import itemgetter
 from typing import Any
@@ -27,6 +27,7 @@ from producer.labels import LabelMode, LabelSchedule
 from schemas.events import ID_PATTERN, MAX_ID_LENGTH, dataset_seconds
 from schemas.ids import derived_id
 from schemas.keyed import KEYED_CSV_COLUMNS
+from schemas.times import as_utc
 
 MAX_INVALID_EXAMPLES = 10
 _CHECK_EVERY = 2_000
@@ -49,7 +50,7 @@ def keyed_event(tag: str, fields: tuple[str, ...], check_class: bool) -> Parsed:
         when = datetime.fromisoformat(stamp)
     except ValueError:
         return f"TX_DATETIME: not an ISO 8601 time ({stamp[:30]!r})"
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    when = as_utc(when)
     try:
         amount = float(amount_text)
     except ValueError:

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from schemas.errors import FraudstreamError
+from schemas.times import as_utc
 
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -36,7 +37,7 @@ def parse_time(flag: str, value: str | None) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(value.strip())
-        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        return as_utc(when)
     except (ValueError, OverflowError) as exc:  # OverflowError: 0001-01-01T00:00+01:00
         raise FraudstreamError(f"{flag}: not an ISO date or timestamp in years 1-9999: "
                                f"{value[:40]!r} (e.g. 2013-09-02 or 2013-09-02T06:00)") from exc

@@ -23,12 +23,30 @@ import numpy as np
 DATASET_EPOCH = datetime(2013, 9, 1, tzinfo=UTC)
 #: No event or label time may be at or after this instant (the schema's range).
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+#: The Unix epoch (UTC): stored instants are microseconds since it.
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: No label may be observed before this instant (the schema's range for ``observed_at``).
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST = UNIX_EPOCH
 #: ``time_s`` must be below this: event time before :data:`LATEST`.
 MAX_TIME_S = (LATEST - DATASET_EPOCH).total_seconds()
 #: How far ahead of the wall clock an event or label time may be, by default (seconds).
 DEFAULT_MAX_FUTURE_SKEW_S = 3600.0
+
+
+def as_utc(when: datetime) -> datetime:
+    """``when`` as an aware UTC datetime: a naive one is UTC (SQLite hands stored times back
+    naive), an aware one is converted."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def micros(when: datetime) -> int:
+    """Whole microseconds since the Unix epoch (a naive ``when`` is UTC)."""
+    return (as_utc(when) - UNIX_EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(us: int) -> datetime:
+    """The aware UTC instant ``us`` microseconds after the Unix epoch."""
+    return UNIX_EPOCH + timedelta(microseconds=int(us))
 
 
 def event_time(time_s: float) -> datetime:
@@ -37,7 +55,7 @@ def event_time(time_s: float) -> datetime:
 
 
 #: :data:`DATASET_EPOCH` in microseconds since the Unix epoch.
-DATASET_EPOCH_US = (DATASET_EPOCH - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+DATASET_EPOCH_US = micros(DATASET_EPOCH)
 
 
 def event_time_us(time_s: np.ndarray) -> np.ndarray:

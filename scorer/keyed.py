@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine
 from schemas.behaviour import BehaviourSpec
 from schemas.events import dataset_seconds
 from schemas.keyed import INPUT_KEYED, TransactionV2, wrong_input_reason
-from schemas.times import DEFAULT_MAX_FUTURE_SKEW_S, Horizon
+from schemas.times import DEFAULT_MAX_FUTURE_SKEW_S, Horizon, micros
 from schemas.validation import validate_event
 from scorer.decode import DecodedBatch
 from scorer.keyed_features import (
@@ -48,7 +48,6 @@ from scorer.keyed_store import (
     load_facts,
     load_older,
     load_retention,
-    micros,
     write_state,
 )
 from scorer.process import ScoredBatch, ScoreEffects, ScoringModel, score_batch, shadow_decisions

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 
 from schemas.behaviour import NEVER, model_inputs
 from schemas.ids import derived_id
-from scorer.keyed_store import micros
+from schemas.times import micros
 from scorer.model import load_model
 from store.tables import alerts, decisions, labels
 

@@ -5,7 +5,6 @@ changes, inside the batch's transaction with its decisions and offsets."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -13,18 +12,12 @@ from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from schemas.behaviour import NEVER
+from schemas.times import micros
 from scorer.keyed_features import CardWindow, PartitionClock, Retention, TerminalFacts
 from store.bulk import insert_ignore
 from store.tables import card_retention, card_state, keyed_transactions, labels, stream_clocks
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CHUNK = 900  # ids per IN (...) (SQLite's variable limit is 999 on old builds)
-
-
-def micros(when: datetime) -> int:
-    """Whole microseconds since the Unix epoch (a naive time is UTC, as SQLite returns it)."""
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
-    return (when - _EPOCH) // timedelta(microseconds=1)
 
 
 def _chunks(values: list[Any]) -> Iterable[list[Any]]:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, overload
 
 import numpy as np
 
-_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from schemas.times import from_micros
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Micros:
 
     def datetimes(self) -> list[datetime]:
         """The instants as aware datetimes (UTC), equal to those the microseconds came from."""
-        return [_UNIX_EPOCH + timedelta(microseconds=us) for us in self.us.tolist()]
+        return [from_micros(us) for us in self.us.tolist()]
 
     def sqlite_text(self) -> list[str]:
         """SQLite's stored form of each instant (SQLAlchemy's ``DATETIME`` format for a UTC

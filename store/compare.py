@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, case, select
 
 from schemas.errors import FraudstreamError
+from schemas.times import as_utc
 from store.counts import decided_by_all, matured_counts, maturity_cutoff, stream_clock
 from store.tables import decisions
 from store.truth import current_labels
@@ -35,10 +36,6 @@ class Paired:
     scores: dict[int, np.ndarray]
     flagged: dict[int, np.ndarray]
     window: tuple[datetime, datetime] | None = None  # first and last event time of those
-
-
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def paired(engine: Engine, a: int, b: int, cutoff: datetime) -> Paired:
@@ -63,7 +60,7 @@ def paired(engine: Engine, a: int, b: int, cutoff: datetime) -> Paired:
                 continue
             rows.setdefault(tid, {})[version] = (float(score), bool(flagged))
             known[tid] = int(label)
-            times.append(_aware(when))
+            times.append(as_utc(when))
     ids = sorted(rows)
     return Paired(
         ids,

@@ -10,20 +10,20 @@ a demo or a review, not a hot path.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, case, select
 
+from schemas.times import as_utc
 from store.counts import maturity_cutoff, stream_clock
 from store.tables import decisions, keyed_transactions
 from store.truth import current_labels
 
 
 def _day(when: datetime) -> int:
-    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).date().toordinal()
+    return as_utc(when).date().toordinal()
 
 
 def ranking(engine: Engine, mature_after: timedelta, *, top_k: int = 100,

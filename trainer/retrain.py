@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +28,7 @@ import numpy as np
 import models
 from schemas.errors import FraudstreamError
 from schemas.events import dataset_seconds, event_time
-from schemas.times import Horizon
+from schemas.times import Horizon, as_utc
 from trainer import oot
 from trainer.gate import GateRule, Verdict, figures, judge, winner
 from trainer.gate_evidence import Provenance, label_provenance
@@ -112,10 +112,6 @@ def _bounds(time_s: np.ndarray, opts: RetrainOptions) -> tuple[float | None, flo
     )
 
 
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
 def stream_data(engine: Any, opts: RetrainOptions, records: list[Any] | None = None
                 ) -> tuple[oot.Assembled, dict[str, Any]]:
     """The labelled training set from the transactions topic (its ``records`` when already
@@ -142,7 +138,7 @@ def stream_data(engine: Any, opts: RetrainOptions, records: list[Any] | None = N
         raise FraudstreamError(f"no event of '{opts.topic}' falls in the window")
     ids = [e["transaction_id"] for e, k in zip(batch.events, keep, strict=True) if k]
     clock = stream_clock(engine)
-    as_of = _aware(clock) if clock is not None else event_time(float(time_s.max()))
+    as_of = as_utc(clock) if clock is not None else event_time(float(time_s.max()))
     cutoff = maturity_cutoff(as_of, timedelta(seconds=opts.mature_after_s))
     assembled = oot.assemble(
         ids,

@@ -16,7 +16,7 @@ import csv
 import os
 import shutil
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import numpy as np
 from schemas.errors import FraudstreamError
 from schemas.events import dataset_seconds, event_time
 from schemas.provenance import is_synthetic, marker
+from schemas.times import as_utc
 
 DEFAULT_TRAIN_SHARE = 0.5
 
@@ -90,7 +91,7 @@ def _time(value: list[str], index: int, keyed: bool) -> float | None:
     try:
         if keyed:
             when = datetime.fromisoformat(value[index].strip())
-            return dataset_seconds(when if when.tzinfo else when.replace(tzinfo=UTC))
+            return dataset_seconds(as_utc(when))
         t = float(value[index])
     except (IndexError, ValueError):
         return None
