@@ -17,16 +17,14 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from producer.jars import deploy_file, jar_dir, require_tool
 from schemas.errors import FraudstreamError
 
 DEFAULT_PORT = 9092
@@ -35,8 +33,6 @@ HOST = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 HEAP = "512m"
-DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy" / "kafka"
-_COMPLETE_MARKER = ".complete"
 
 
 #: The ``--bootstrap-servers`` help of every command that talks to Kafka.
@@ -131,60 +127,6 @@ def free_port(host: str = HOST) -> int:
         return int(sock.getsockname()[1])
 
 
-def kafka_version() -> str:
-    """The Kafka version pinned in ``deploy/kafka/pom.xml``."""
-    pom = _deploy_file("pom.xml").read_text()
-    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
-    if not match:
-        raise FraudstreamError(f"no <kafka.version> in {DEPLOY_DIR / 'pom.xml'}")
-    return match.group(1).strip()
-
-
-def _deploy_file(name: str) -> Path:
-    path = DEPLOY_DIR / name
-    if not path.is_file():
-        raise FraudstreamError(f"{path} is missing: run the local broker from a source checkout")
-    return path
-
-
-def _require(tool: str, why: str) -> str:
-    found = shutil.which(tool)
-    if not found:
-        raise FraudstreamError(f"'{tool}' not found on PATH: {why}")
-    return found
-
-
-def jar_dir() -> Path:
-    """Directory of the broker's jars, resolved with Maven on first use (atomically)."""
-    version = kafka_version()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    base = cache / "fraudstream" / f"kafka-{version}"
-    libs = base / "libs"
-    if (libs / _COMPLETE_MARKER).is_file():
-        return libs
-    mvn = _require("mvn", "Maven is needed once to download the Kafka broker jars")
-    base.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="libs-", dir=base))
-    print(f"resolving Apache Kafka {version} jars with Maven into {libs} ...", file=sys.stderr)
-    cmd = [mvn, "-q", "-B", "-f", str(_deploy_file("pom.xml")), "dependency:copy-dependencies",
-           "-DincludeScope=runtime", f"-DoutputDirectory={staging}"]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
-        shutil.rmtree(staging, ignore_errors=True)
-        tail = (result.stdout + result.stderr).strip().splitlines()[-10:]
-        raise FraudstreamError("Maven could not resolve the Kafka jars: " + " | ".join(tail))
-    (staging / _COMPLETE_MARKER).write_text(version + "\n")
-    try:
-        if libs.exists():  # an incomplete earlier attempt
-            shutil.rmtree(libs)
-        staging.rename(libs)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)  # a concurrent resolver won the race
-        if not (libs / _COMPLETE_MARKER).is_file():
-            raise
-    return libs
-
-
 def _random_cluster_id() -> str:
     """Same format as ``StorageTool random-uuid``: 16 random bytes, URL-safe base64, no padding."""
     while True:
@@ -271,7 +213,7 @@ class LocalBroker:
                                        f"{running}; stop it first (fraudstream kafka down)")
             wait_ready(self.bootstrap, timeout)
             return self.bootstrap
-        java = _require("java", "install a Java 17+ runtime to run the local Kafka broker")
+        java = require_tool("java", "install a Java 17+ runtime to run the local Kafka broker")
         if port_in_use(self.port):
             raise FraudstreamError(
                 f"port {self.port} is already in use by another process; pick another --port "
@@ -308,7 +250,7 @@ class LocalBroker:
         return free_port()
 
     def _write_config(self, controller_port: int) -> None:
-        template = _deploy_file("server.properties").read_text()
+        template = deploy_file("server.properties").read_text()
         rendered = template.format(port=self.port, controller_port=controller_port,
                                    log_dirs=(self.data_dir / "logs").as_posix())
         self._props_file.write_text(rendered)
@@ -318,7 +260,7 @@ class LocalBroker:
     def _format_once(self, java: str, libs: Path) -> None:
         if (self.data_dir / "logs" / "meta.properties").is_file():
             return
-        log_config = _deploy_file("log4j2.properties")
+        log_config = deploy_file("log4j2.properties")
         cmd = [java, "-cp", f"{libs}/*", f"-Dlog4j2.configurationFile={log_config}",
                "kafka.tools.StorageTool", "format", "-t", _random_cluster_id(),
                "-c", str(self._props_file)]
@@ -330,7 +272,7 @@ class LocalBroker:
     def _start(self, java: str, libs: Path) -> None:
         cmd = [java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
                "-Djava.awt.headless=true",
-               f"-Dlog4j2.configurationFile={_deploy_file('log4j2.properties')}",
+               f"-Dlog4j2.configurationFile={deploy_file('log4j2.properties')}",
                "-cp", f"{libs}/*", "kafka.Kafka", str(self._props_file)]
         with open(self.log_file, "ab") as log:
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from producer.broker import DEPLOY_DIR, LocalBroker, free_port, kafka_version, wait_ready
+from producer.broker import LocalBroker, free_port, wait_ready
+from producer.jars import DEPLOY_DIR, kafka_version
 from tests.ci import missing
 
 CONTAINER_LABEL = "io.fraudstream.test"
