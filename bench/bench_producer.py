@@ -44,9 +44,10 @@ def encode_like_replay(csv_path: Path, tag: str) -> list[tuple[bytes, bytes]]:
     """The events the replay sends for ``csv_path``, pre-encoded (key, value) bytes."""
     import csv
 
-    from producer.replay import _template, transaction_id
+    from producer.replay import transaction_id
+    from producer.rows import event_template
 
-    template = _template(True, "s")
+    template = event_template(True, "s")
     out = []
     with open(csv_path, newline="") as handle:
         reader = csv.reader(handle)

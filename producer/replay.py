@@ -46,6 +46,7 @@ from urllib.parse import urlparse
 from producer.delivery import Sender
 from producer.keyed_replay import send_keyed_rows
 from producer.labels import LabelMode, LabelSchedule
+from producer.rows import event_template, invalid_reason, json_numbers
 from schemas.durations import parse_duration
 from schemas.errors import FraudstreamError
 from schemas.features import CSV_COLUMNS, EVENT_FEATURES, EVENT_NUMBERS
@@ -153,50 +154,6 @@ def open_source(csv_path: str) -> Iterator[TextIO]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
         yield handle
-
-
-def _invalid_reason(fields: list[str], ncols: int, get: itemgetter, labels: bool) -> str | None:
-    """Why a row is invalid (None if valid). Slow path: only rows the fast path rejects."""
-    if not fields or (len(fields) == 1 and not fields[0].strip()):
-        return "empty line"
-    if len(fields) != ncols:
-        return f"expected {ncols} fields, got {len(fields)}"
-    checked = CSV_COLUMNS if labels else CSV_COLUMNS[:-1]
-    for name, text in zip(checked, get(fields), strict=False):
-        try:
-            value = float(text)
-        except ValueError:
-            return f"{name}: not a number ({text[:20]!r})"
-        if not math.isfinite(value):
-            return f"{name}: not finite ({text[:20]!r})"
-        if name in ("Time", "Amount") and value < 0:
-            return f"{name}: negative ({text[:20]!r})"
-        if name == "Class" and value not in (0.0, 1.0):
-            return f"Class: must be 0 or 1 ({text[:20]!r})"
-    return None
-
-
-def _template(labels: bool, conversion: str) -> str:
-    """%-format template of one event: (transaction_id, time_s, v1..v28, amount[, is_fraud]).
-
-    ``conversion`` is ``s`` (the fields' source text, already checked to be JSON numbers) or
-    ``r`` (Python floats, whose repr is what ``json.dumps`` would write).
-    """
-    body = ",".join(f'"{name}":%{conversion}' for name in EVENT_NUMBERS)
-    tail = ',"is_fraud":%d}' if labels else "}"
-    return '{"schema_version":1,"transaction_id":"%s",' + body + tail
-
-
-_OTHER_CHARS = re.compile(r"[^0-9.eE+\-,]")
-_LEADING_ZERO = re.compile(r",-?0[0-9]")
-
-
-def _json_numbers(joined: str) -> bool:
-    """True if every field of a comma-joined row, each already parsed by ``float()`` as finite,
-    is also a JSON number literal (rejects whitespace, "_", "+1", ".5", "5.", "007", ...)."""
-    s = f",{joined},"
-    return not (_OTHER_CHARS.search(s) or ",+" in s or ",." in s or ",-." in s or ".," in s
-                or ".e" in s or ".E" in s or _LEADING_ZERO.search(s))
 
 
 def _connect(bootstrap: str, topics: dict[str, int],
@@ -336,7 +293,7 @@ def _send_rows(reader: Any, header: list[str], sender: Sender, topic: str, label
     get = itemgetter(*order)
     identity = order == list(range(ncols))  # the usual file: no column reordering needed
     check_class, with_flag = mode.needs_class, mode.inline
-    text_template, float_template = _template(with_flag, "s"), _template(with_flag, "r")
+    text_template, float_template = event_template(with_flag, "s"), event_template(with_flag, "r")
     schedule = LabelSchedule(mode.delay_s, mode.delay_text) if mode.delayed else None
     need_time = speedup is not None or schedule is not None
     bar = tqdm(unit="ev", disable=not progress, mininterval=0.5)
@@ -362,7 +319,7 @@ def _send_rows(reader: Any, header: list[str], sender: Sender, topic: str, label
             fast = (cols is not None and len(fields) == ncols
                     and isfinite(sum(map(float, cols))) and cols[0][0] != "-"
                     and cols[29][0] != "-" and (not check_class or cols[30] in ("0", "1"))
-                    and _json_numbers(",".join(cols)))
+                    and json_numbers(",".join(cols)))
         except (ValueError, IndexError):
             fast = False
         if fast:
@@ -376,7 +333,7 @@ def _send_rows(reader: Any, header: list[str], sender: Sender, topic: str, label
                 text_template % (tid, *cols[:30])
             event_time = float(cols[0]) if need_time else 0.0
         else:
-            reason = _invalid_reason(fields, ncols, get, check_class)
+            reason = invalid_reason(fields, ncols, get, check_class)
             if reason is not None:
                 invalid += 1
                 if len(examples) < MAX_INVALID_EXAMPLES:
