@@ -23,6 +23,7 @@ STATUS_LABELS = {
     "false_positive": "false positive",
     "inconclusive": "inconclusive",
     "chargeback": "confirmed by chargeback",  # settled by the system (store.settle)
+    "settled": "all alerts settled elsewhere",  # a case closed by the system (store.settle)
 }
 
 

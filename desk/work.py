@@ -24,7 +24,7 @@ from labels.decode import label_row
 from labels.service import write_labels
 from schemas.events import MAX_REASON_LENGTH, LabelV1
 from schemas.ids import derived_id
-from store.settle import CHARGEBACK
+from store.settle import CHARGEBACK, close_settled, lock_cases_of
 from store.tables import alerts, desk_audit, desk_users
 
 Disposition = Literal["confirmed_fraud", "false_positive", "inconclusive"]
@@ -227,7 +227,13 @@ def act(
     with engine.begin() as conn:
         if action == "assign":
             check_assignee(conn, options.get("assignee"))
-        return [change_alert(conn, key, action, actor, options, now) for key in keys]
+        # a case whose last open alert this closes is closed too (store.settle); cases are
+        # locked before alerts, as the case close does
+        cases = (lock_cases_of(conn, [k.transaction_id for k in keys])
+                 if action == "disposition" else [])
+        done = [change_alert(conn, key, action, actor, options, now) for key in keys]
+        close_settled(conn, cases, now)
+        return done
 
 
 def record(engine: Engine, actor: str, action: str, new: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, insert, select, update
 
+from store.settle import close_settled
 from store.tables import alerts, cases
 
 _CHUNK = 500
@@ -31,7 +32,9 @@ def attach_to_cases(conn: Connection, alert_rows: Iterable[Mapping[str, Any]],
                     now: datetime | None = None) -> dict[str, int]:
     """Attach the keyed alerts among ``alert_rows`` (rows with a ``card_id``) that are in the
     store without a case to their card's open case, opening one where the card has none;
-    returns ``{card: case id}`` of the cards touched."""
+    returns ``{card: case id}`` of the cards touched. A case that gets only alerts already
+    closed (settled by a chargeback that arrived first) and has no open one is closed at once
+    (:func:`store.settle.close_settled`)."""
     keys: dict[str, set[int]] = defaultdict(set)
     for row in alert_rows:
         if row.get("card_id"):
@@ -43,13 +46,16 @@ def attach_to_cases(conn: Connection, alert_rows: Iterable[Mapping[str, Any]],
     fresh: dict[str, list[Any]] = defaultdict(list)
     for start in range(0, len(ids), _CHUNK):
         for r in conn.execute(select(a.transaction_id, a.model_version, a.card_id, a.score,
-                                     a.amount, a.time_s)
+                                     a.amount, a.time_s, a.status)
                               .where(a.transaction_id.in_(ids[start:start + _CHUNK]),
                                      a.case_id.is_(None), a.card_id.is_not(None))):
             if r.model_version in keys[r.transaction_id]:
                 fresh[r.card_id].append(r)
     now = now or datetime.now(UTC)
-    return {card: _attach(conn, card, rows, now) for card, rows in sorted(fresh.items())}
+    touched = {card: _attach(conn, card, rows, now) for card, rows in sorted(fresh.items())}
+    close_settled(conn, [touched[card] for card, rows in fresh.items()
+                         if all(r.status == "closed" for r in rows)], now)
+    return touched
 
 
 def _attach(conn: Connection, card: str, rows: list[Any], now: datetime) -> int:

@@ -10,6 +10,12 @@ offsets, so a re-delivered batch finds nothing left to settle: exactly once, on 
 On PostgreSQL both sides first take a transaction-scoped advisory lock per transaction id (in
 one global order), so a label and an alert of one transaction committed at the same moment
 cannot each miss the other (SQLite serialises writers anyway).
+
+A case (a card's alerts, :mod:`store.cases`) whose last open alert is closed elsewhere — by a
+chargeback here, or one by one in the desk's alert queue — is closed by :func:`close_settled`
+in the same transaction, disposition ``settled``, by ``system``, with an audit entry: nothing is
+left for an analyst to decide on it, and the card's next alert opens a new case. Cases are
+locked before their alerts (:func:`lock_cases_of`), the order the desk's case close takes.
 """
 
 from __future__ import annotations
@@ -19,16 +25,18 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Integer
 
-from store.tables import alerts, desk_audit, labels
+from store.tables import alerts, cases, desk_audit, labels
 
 #: The disposition of an alert a chargeback settled (analysts' are in ``desk.work``).
 CHARGEBACK = "chargeback"
 #: The audit trail's actor for changes no person made.
 SYSTEM = "system"
+#: The disposition of a case closed because every one of its alerts was closed elsewhere.
+SETTLED = "settled"
 _CHUNK = 500
 _LOCK_NAMESPACE = 0x5E77  # the first key of settlement's advisory locks
 
@@ -80,6 +88,7 @@ def settle_by_chargeback(conn: Connection, transaction_ids: Iterable[str],
     if not ids:
         return 0
     _lock(conn, ids)
+    touched = lock_cases_of(conn, ids)
     a = alerts.c
     unclosed = []
     for chunk in _chunks(ids):
@@ -111,4 +120,49 @@ def settle_by_chargeback(conn: Connection, transaction_ids: Iterable[str],
             old={"status": row.status, "assignee": row.assignee, "revision": row.revision},
             new=new))
         settled += 1
+    close_settled(conn, touched, now)
     return settled
+
+
+def lock_cases_of(conn: Connection, transaction_ids: Sequence[str]) -> list[int]:
+    """Lock (``SELECT … FOR UPDATE``, in id order) the not-closed cases of the unclosed alerts
+    of ``transaction_ids``, before their alerts are locked; returns their ids."""
+    a, c = alerts.c, cases.c
+    found: set[int] = set()
+    for chunk in _chunks(sorted(set(transaction_ids))):
+        found.update(conn.execute(select(a.case_id).where(
+            a.transaction_id.in_(chunk), a.status != "closed", a.case_id.is_not(None))).scalars())
+    if not found:
+        return []
+    return list(conn.execute(select(c.id).where(c.id.in_(sorted(found)), c.status != "closed")
+                             .order_by(c.id).with_for_update()).scalars())
+
+
+def close_settled(conn: Connection, case_ids: Iterable[int],
+                  now: datetime | None = None) -> list[int]:
+    """Close those of ``case_ids`` that are not closed and have no open alert left: status
+    closed, disposition :data:`SETTLED`, a note counting how their alerts were closed, one
+    audit entry each (actor ``system``). Returns the ids closed."""
+    a, c = alerts.c, cases.c
+    now = now or datetime.now(UTC)
+    closed = []
+    for case_id in sorted(set(case_ids)):
+        row = conn.execute(select(c.status, c.assignee, c.revision).where(
+            c.id == case_id, c.status != "closed").with_for_update()).first()
+        if row is None or conn.execute(select(func.count()).where(
+                a.case_id == case_id, a.status != "closed")).scalar():
+            continue
+        how = conn.execute(select(a.disposition, func.count()).where(a.case_id == case_id)
+                           .group_by(a.disposition).order_by(a.disposition)).all()
+        note = "every alert closed elsewhere: " + ", ".join(
+            f"{n} {d or 'closed'}" for d, n in how)
+        new = {"status": "closed", "disposition": SETTLED, "disposition_note": note,
+               "revision": row.revision + 1}
+        conn.execute(update(cases).where(c.id == case_id).values(
+            **new, updated_at=now, closed_at=now))
+        conn.execute(insert(desk_audit).values(
+            at=now, actor=SYSTEM, action="case_settle", case_id=case_id,
+            old={"status": row.status, "assignee": row.assignee, "revision": row.revision},
+            new=new))
+        closed.append(case_id)
+    return closed

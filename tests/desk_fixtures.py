@@ -75,6 +75,15 @@ def seed(engine: Engine, n_alerts: int = 30, n_genuine: int = 20, version: int =
         insert_ignore(conn, alerts, rows_a)
 
 
+def label(tid: str, fraud: bool, source: str, hours: float, label_id: str | None = None) -> dict:
+    """A label row as the label sink stores it (``labels.service.write_labels``'s input)."""
+    return {"label_id": label_id or f"{source}:{tid}:{hours}", "transaction_id": tid,
+            "is_fraud": int(fraud), "source": source,
+            "observed_at": datetime(2013, 9, 1, tzinfo=UTC) + timedelta(hours=hours),
+            "reason": None, "received_at": datetime.now(UTC), "source_topic": "labels",
+            "source_partition": 0, "source_offset": 0}
+
+
 def add_users(engine: Engine) -> dict[str, str]:
     """viewer ``vera``, analysts ``ann`` and ``bob``, admin ``ada``: name → password."""
     for name, role in (

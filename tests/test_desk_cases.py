@@ -25,6 +25,7 @@ from tests.desk_fixtures import (
     SECRET,
     add_users,
     client_for,
+    label,
     login,
     score_cards,
     seed,
@@ -307,3 +308,41 @@ def test_an_alert_racing_a_close_waits_and_opens_a_new_case(desk, monkeypatch):
                             .where(alerts.c.transaction_id == "k-late")).one()
     assert late.case_id != case_id and late.status == "open"
     assert case_id_of(engine, "card-a") == case_id  # (the first alert's case)
+
+
+def test_a_case_whose_alerts_are_all_closed_elsewhere_is_closed_by_the_system(desk):
+    """A chargeback (the label sink's write) or the alert queue closing a case's last open alert
+    closes the case in the same transaction: disposition settled, by system, audited; also when
+    the chargeback arrived before the alert (the scorer's write settles and attaches it)."""
+    from labels.service import write_labels
+
+    engine, app, pw = desk
+    ann = client_for(app, pw, "ann")
+    a_case = case_id_of(engine, "card-a")
+    with engine.begin() as conn:  # the label sink's batch: a chargeback for one of card-a's two
+        write_labels(conn, [label("k-a1", True, "chargeback", 6)])
+    assert case_of(ann, "card-a")["case"]["status"] == "open"  # k-a2 still needs a look
+    assert ann.post("/api/alerts/1/k-a2/disposition",
+                    json={"disposition": "false_positive"}).status_code == 200
+    got = ann.get(f"/api/cases/{a_case}").json()
+    assert (got["case"]["status"], got["case"]["disposition"]) == ("closed", "settled")
+    assert got["case"]["disposition_note"] == (
+        "every alert closed elsewhere: 1 chargeback, 1 false_positive")
+    assert [(e["actor"], e["action"]) for e in got["audit"]][-1:] == [("system", "case_settle")]
+    assert "card-a" not in [c["card_id"] for c in ann.get("/api/cases").json()["items"]]
+    assert "all alerts settled elsewhere" in ann.get(f"/cases/{a_case}").text
+    with engine.begin() as conn:  # card-c's only alert: its chargeback closes the case at once
+        write_labels(conn, [label("k-c1", True, "chargeback", 6)])
+    assert case_of(ann, "card-c", status="closed")["case"]["disposition"] == "settled"
+    with engine.begin() as conn:  # a chargeback before its alert: the scorer's write settles it
+        write_labels(conn, [label("k-d1", True, "chargeback", 6)])
+    score_cards(engine, [("k-d1", "card-d", 0.8, 3.0)], start_s=95_000.0)
+    d = case_of(ann, "card-d", status="closed")
+    assert (d["case"]["disposition"], d["alerts"][0]["disposition"]) == ("settled", "chargeback")
+    # card-b's case is untouched; closing one of two alerts of a case leaves it open
+    assert case_of(ann, "card-b")["case"]["status"] == "open"
+    with engine.connect() as conn:
+        settles = conn.execute(select(desk_audit.c.case_id).where(
+            desk_audit.c.action == "case_settle")).scalars().all()
+    assert sorted(settles) == sorted([a_case, case_id_of(engine, "card-c"),
+                                      case_id_of(engine, "card-d")])

@@ -6,8 +6,6 @@ and never touches an alert an analyst closed."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -17,20 +15,12 @@ from desk.app import create_app
 from labels.service import write_labels
 from store.db import connect
 from store.tables import alerts, desk_audit
-from tests.desk_fixtures import CHEAP_HASHER, add_users, login, seed
+from tests.desk_fixtures import CHEAP_HASHER, add_users, label, login, seed
 
 
 @pytest.fixture(autouse=True)
 def cheap_hashes(monkeypatch):
     monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
-
-
-def label(tid: str, fraud: bool, source: str, hours: float, label_id: str | None = None) -> dict:
-    return {"label_id": label_id or f"{source}:{tid}:{hours}", "transaction_id": tid,
-            "is_fraud": int(fraud), "source": source,
-            "observed_at": datetime(2013, 9, 1, tzinfo=UTC) + timedelta(hours=hours),
-            "reason": None, "received_at": datetime.now(UTC), "source_topic": "labels",
-            "source_partition": 0, "source_offset": 0}
 
 
 def test_chargeback_settles_open_and_claimed_alerts_never_an_analysts(db_url):
