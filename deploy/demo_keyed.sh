@@ -80,13 +80,15 @@ PYEOF
 PART1=$((REST * 5 / 6))
 step "two scorers (consumer group fraudstream-scorer; each owns some partitions and their cards' state) and the label sink"
 for i in 1 2; do
-  $FS score --topic transactions --reload-check 2 --json \
+  $FS score --topic transactions --reload-check 2 --label-sink fraudstream-labels --json \
     > "$FRAUDSTREAM_HOME/scorer-$i.json" 2> "$FRAUDSTREAM_HOME/scorer-$i.log" &
   PIDS+=($!)
 done
 $FS labels consume > "$FRAUDSTREAM_HOME/labels.json" 2> "$FRAUDSTREAM_HOME/labels.log" &
 PIDS+=($!)
-echo "scorer pids ${PIDS[0]} ${PIDS[1]}, label sink pid ${PIDS[2]} (logs in $FRAUDSTREAM_HOME)"
+echo "scorer pids ${PIDS[0]} ${PIDS[1]}, label sink pid ${PIDS[2]} (logs in $FRAUDSTREAM_HOME);"
+echo "with --label-sink the scorers score an event only once the label sink has stored every label"
+echo "observed by its time, so the terminal windows see the frauds known then, as offline."
 
 step "replay part 1 (rows 1..$PART1 of replay.csv), keyed by card; each fraud's label follows $DELAY later"
 echo "The scorers start with empty card and terminal windows at the replay's first event, as a new"

@@ -39,6 +39,13 @@ def register(sub: Any) -> None:
                        help="keyed model: an event up to this much earlier than its partition's "
                             "latest is scored as of its own time; earlier ones are dead letters "
                             "(must be shorter than the model's terminal delay)")
+    score.add_argument("--label-sink", metavar="GROUP",
+                       help="keyed model: score an event only once the label sink GROUP (e.g. "
+                            "fraudstream-labels) has stored every label observed by its time, "
+                            "so a lagging label sink delays decisions, not a label's effect "
+                            "(default: score with the labels in the store)")
+    score.add_argument("--labels-topic", default="labels",
+                       help="with --label-sink: the topic that label sink consumes")
     score.add_argument("--alerts-topic", default="alerts",
                        help="topic the alert.v1 events of flagged transactions are published to")
     score.add_argument("--drift-window", default="1h", metavar="DURATION",
@@ -94,7 +101,8 @@ def run_score(args: argparse.Namespace) -> int:
                          alerts_topic=args.alerts_topic, dlq_topic=args.dlq_topic,
                          max_future_skew_s=max_future_skew_s(args),
                          log_features=args.log_features,
-                         allowed_lateness_s=parse_lateness(args.allowed_lateness))
+                         allowed_lateness_s=parse_lateness(args.allowed_lateness),
+                         label_sink_group=args.label_sink, labels_topic=args.labels_topic)
     logging.getLogger(__name__).info("scoring %s with model %d (threshold %.4f) for group %s",
                                      args.topic, model.version, model.threshold, args.group_id)
     from functools import partial

@@ -98,7 +98,8 @@ class Plan:
 
 def plan_batch(specs: Sequence[BehaviourSpec], records: Sequence[Any],
                decoded: Sequence[dict[str, Any] | str], clocks: Mapping[int, PartitionClock],
-               partitions: Sequence[int], lateness_us: int) -> Plan:
+               partitions: Sequence[int], lateness_us: int,
+               labels_until_us: int | None = None) -> Plan:
     """Split a batch (pure): bad events and events later than the allowed lateness behind
     their partition's clock are dead letters; an event whose terminal windows (for any model of
     ``specs``: production's, a shadow's) are not closed yet stops its partition there
@@ -121,7 +122,7 @@ def plan_batch(specs: Sequence[BehaviourSpec], records: Sequence[Any],
                 f"event_time: {(now - t) / 3.6e9:.2f} h before its partition's clock, more "
                 f"than the allowed lateness ({lateness_us / 3.6e9:g} h): out of order")))
             continue
-        if not ready(specs, t, p, clocks, partitions):
+        if not ready(specs, t, p, clocks, partitions, labels_until_us):
             plan.deferred[tp] = record.offset
             waiting[p] = t
             continue
@@ -181,6 +182,9 @@ class KeyedPipeline:
     max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S  # events dated later: dead letters
     fence: ProductionFence | None = None  # the production group's per-batch version fence
     shadow: ScoringModel | None = None  # a keyed shadow: its own spec's features, decisions only
+    #: With a label sink to wait for: up to which event time (µs, exclusive) every label is
+    #: stored (:func:`scorer.keyed_store.label_mark`), read after the batch was fetched.
+    label_mark: Callable[[], int] | None = None
 
     def before_batch(self) -> None:
         if self.fence is not None:
@@ -197,7 +201,8 @@ class KeyedPipeline:
         horizon = Horizon.from_wall_clock(self.max_future_skew_s)
         decoded = [decode_keyed(r, horizon) for r in records]
         clocks = load_clocks(self.engine, self.group_id, self.topic)
-        plan = plan_batch(specs, records, decoded, clocks, self.partitions(), self.lateness_us)
+        plan = plan_batch(specs, records, decoded, clocks, self.partitions(), self.lateness_us,
+                          None if self.label_mark is None else self.label_mark())
         events = plan.events
         if plan.deferred:
             log.debug("deferred %s (clocks %s)", plan.deferred, plan.clocks)

@@ -107,14 +107,18 @@ def terminal_span_us(specs: Sequence[BehaviourSpec], times: np.ndarray) -> tuple
 
 
 def ready(specs: Sequence[BehaviourSpec], time_us: int, partition: int,
-          clocks: Mapping[int, PartitionClock], partitions: Sequence[int]) -> bool:
+          clocks: Mapping[int, PartitionClock], partitions: Sequence[int],
+          labels_until_us: int | None = None) -> bool:
     """May an event of ``partition`` at ``time_us`` be scored now (by every model of
     ``specs``)? Its terminal windows end at ``time_us - D``: every other partition must have
     committed everything up to there (its bound is later), so that nothing still to come could
-    fall inside them."""
+    fall inside them; and with ``labels_until_us`` (the label sink has stored every label
+    observed before it) the frauds known by ``time_us`` must all be in the store."""
     delays = [s.delay_days for s in specs if s.terminal_windows_days]
     if not delays:
         return True
+    if labels_until_us is not None and time_us >= labels_until_us:
+        return False
     end = time_us - min(delays) * DAY_US
     return all(q == partition or (q in clocks and clocks[q].bound_us > end) for q in partitions)
 

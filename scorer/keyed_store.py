@@ -17,6 +17,7 @@ from scorer.keyed_features import CardWindow, PartitionClock, Retention, Termina
 from store.bulk import insert_ignore
 from store.tables import card_retention, card_state, keyed_transactions, labels, stream_clocks
 
+_UNBOUNDED = 1 << 62
 _CHUNK = 900  # ids per IN (...) (SQLite's variable limit is 999 on old builds)
 
 
@@ -71,6 +72,27 @@ def load_older(engine: Engine, before: Mapping[str, int], lo_us: int) -> dict[st
     return {card: CardWindow(np.array([t for t, _ in r], dtype=np.int64),
                              np.array([a for _, a in r], dtype=np.float64))
             for card, r in rows.items()}
+
+
+def label_mark(engine: Engine, group_id: str, ends: Mapping[tuple[str, int], int]) -> int:
+    """Up to which event time (µs, exclusive) the label sink ``group_id`` has stored every
+    label of its topic, given the topic's end offsets ``ends`` (read after the batch was
+    fetched: a label observed by a transaction's time was published before it): no limit when
+    it has committed every partition up to its end; else the earliest, over the partitions it
+    lags on, of the latest ``observed_at`` it stored from them (a partition's labels arrive in
+    observation order)."""
+    from stream.offsets import load
+
+    stored = load(engine, group_id, ends)
+    lagging = [tp for tp, end in ends.items()
+               if (stored[tp].next_offset if tp in stored else 0) < end]
+    lc, marks = labels.c, [_UNBOUNDED]
+    with engine.connect() as conn:
+        for topic, partition in lagging:
+            latest = conn.execute(select(func.max(lc.observed_at)).where(
+                lc.source_topic == topic, lc.source_partition == partition)).scalar()
+            marks.append(-_UNBOUNDED if latest is None else micros(latest))
+    return min(marks)
 
 
 def load_facts(engine: Engine, terminals: Iterable[str], lo_us: int, hi_us: int,

@@ -20,6 +20,7 @@ from schemas.keyed import INPUT_KEYED
 from schemas.times import DEFAULT_MAX_FUTURE_SKEW_S, Horizon
 from scorer.decode import decode_batch
 from scorer.keyed import KeyedPipeline
+from scorer.keyed_store import label_mark
 from scorer.process import ScoreEffects, ScoringModel, score_batch, shadow_decisions
 from scorer.reload import (
     PRODUCTION_GROUP,
@@ -54,6 +55,8 @@ class ScoreConfig:
     log_features: bool = False  # keyed: the feature vector with every decision (alerts: always)
     allowed_lateness_s: float = 3600.0  # keyed: how far behind its partition's clock an event
     # may be and still be scored (as of its own time); earlier ones are dead letters
+    label_sink_group: str | None = None  # keyed: wait for this label sink (its labels_topic)
+    labels_topic: str = "labels"
 
     def consumer(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -163,7 +166,9 @@ class Scorer:
                 model, engine, config.group_id, config.topic, config.alerts_topic,
                 partial(self._partitions, config.topic),
                 int(config.allowed_lateness_s * 1e6), config.log_decisions,
-                config.log_features, reloader, config.max_future_skew_s, fence, shadow)
+                config.log_features, reloader, config.max_future_skew_s, fence, shadow,
+                None if config.label_sink_group is None else partial(
+                    self._label_mark, engine, config.labels_topic, config.label_sink_group))
         else:
             self.pipeline = ScorePipeline(model, config.alerts_topic, config.log_decisions,
                                           reloader, drift=metrics is not None, shadow=shadow,
@@ -176,6 +181,18 @@ class Scorer:
     def _partitions(self, topic: str) -> list[int]:
         """The topic's partitions, as the consumer's metadata knows them."""
         return sorted(self.consumer.consumer.partitions_for_topic(topic) or ())
+
+    def _label_mark(self, engine: Engine, topic: str, group: str) -> int:
+        """:func:`scorer.keyed_store.label_mark` of the label sink ``group`` on ``topic``, at
+        the topic's end offsets now."""
+        from kafka import TopicPartition
+
+        consumer = self.consumer.consumer
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic)
+                                                        or ())]
+        ends = consumer.end_offsets(tps) if tps else {}
+        return label_mark(engine, group,
+                          {(tp.topic, tp.partition): int(end) for tp, end in ends.items()})
 
     @property
     def model(self) -> ScoringModel:

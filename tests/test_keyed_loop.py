@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -178,3 +179,60 @@ def test_keyed_shadow_and_hot_reload_to_longer_card_windows(kafka_bootstrap, new
         [(grown, complete_from)] = conn.execute(card_retention.select().with_only_columns(
             card_retention.c.retention_us, card_retention.c.complete_from_us)).all()
     assert grown == (30 * 86_400 + 3_600) * 10**6 and complete_from > 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_keyed_scorer_waits_for_a_lagging_label_sink(kafka_bootstrap, new_topic, db_url,
+                                                    keyed_csv, home):
+    """With --label-sink, an event is scored only once the label sink has stored every label
+    observed by its time: a label sink that has not run holds every decision back (none is made
+    without the truth it would have seen), and once it runs the decisions equal offline."""
+    import threading
+
+    from sqlalchemy import func, select
+
+    from labels.service import consume_labels
+    from producer.replay import replay
+    from producer.topics import ensure_topics
+    from scorer.model import load_model
+    from scorer.service import ScoreConfig, Scorer
+    from store.tables import decisions
+    from stream import ConsumerConfig
+
+    version = train_keyed(keyed_csv, db_url)
+    engine = connect(db_url)
+    topic, labels_topic = new_topic(kafka_bootstrap), new_topic(kafka_bootstrap)
+    sent = replay(str(keyed_csv), bootstrap=kafka_bootstrap, topic=topic, labels="delayed:7d",
+                  labels_topic=labels_topic)
+    ensure_topics(kafka_bootstrap, {f"{topic}.alerts": 1, f"{topic}.dlq": 1})
+    config = ScoreConfig(bootstrap=kafka_bootstrap, topic=topic, group_id="keyed", until_idle=4,
+                         alerts_topic=f"{topic}.alerts", dlq_topic=f"{topic}.dlq",
+                         log_features=True, batch_size=500, label_sink_group="labels",
+                         labels_topic=labels_topic)
+    scorer = Scorer(config, engine, load_model(engine, version, keyed=True))
+    pipeline = scorer.pipeline
+    marks: list[int] = []
+    read_mark = pipeline.label_mark
+    pipeline.label_mark = lambda: marks.append(read_mark()) or marks[-1]  # count the batches
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(scorer.run().to_dict()))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while len(marks) < 3:  # three batches planned while no label is stored
+            assert time.monotonic() < deadline and thread.is_alive()
+            time.sleep(0.1)
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(decisions)).scalar() == 0
+    except BaseException:
+        scorer.request_stop()
+        thread.join(timeout=60)
+        raise
+    consume_labels(ConsumerConfig(bootstrap=kafka_bootstrap, topic=labels_topic,
+                                  group_id="labels", dlq_topic=f"{labels_topic}.dlq",
+                                  until_idle=3), engine)
+    thread.join(timeout=300)
+    assert result["scored"] == sent.sent and result["dlq"] == 0
+    check = recheck(engine, keyed_csv, version)
+    assert check.decided == check.with_features == check.transactions
+    assert check.max_feature_diff <= 1e-9 and check.scores_equal and check.risk_used
