@@ -21,7 +21,7 @@ import orjson
 from schemas.behaviour import NEVER
 from schemas.errors import FraudstreamError
 from schemas.events import dataset_seconds, event_time
-from schemas.times import Horizon
+from schemas.times import Horizon, as_utc
 from trainer import oot
 from trainer.keyed_data import KeyedDataset
 
@@ -48,7 +48,7 @@ def keyed_stream_data(engine: Any, opts: Any, records: Sequence[Any]
     from scorer import decode_keyed, fraud_known
     from store.counts import maturity_cutoff, stream_clock
     from store.truth import truth_of
-    from trainer.retrain import _aware, _bounds, _window_dict
+    from trainer.retrain import _bounds, _window_dict
 
     horizon = Horizon.from_wall_clock()
     events, kept, seen, dead = [], [], set(), 0
@@ -69,7 +69,7 @@ def keyed_stream_data(engine: Any, opts: Any, records: Sequence[Any]
     time_s = np.array([e["time_s"] for e in events], dtype=np.float64)
     since_s, until_s = _bounds(time_s, opts)
     clock = stream_clock(engine)
-    as_of = _aware(clock) if clock is not None else event_time(float(time_s.max()))
+    as_of = as_utc(clock) if clock is not None else event_time(float(time_s.max()))
     cutoff = maturity_cutoff(as_of, timedelta(seconds=opts.mature_after_s))
     window = oot.window_mask(time_s, since_s, until_s)
     keep = window & (time_s <= dataset_seconds(cutoff))  # younger: labels may still come
