@@ -41,8 +41,10 @@ def bars(
     max_labels: int = 12,
     css: str = "bar",
     top: float | None = None,
+    values: bool = False,
 ) -> str:
-    """A bar chart of (label, value) pairs, with an accessible title and per-bar tooltips."""
+    """A bar chart of (label, value) pairs, with an accessible title and per-bar tooltips;
+    ``values``: each bar's value written above it (a zero is then seen, not a missing bar)."""
     if not data:
         return f'<p class="empty">{escape(title)}: no data yet</p>'
     top = top or max((v for _, v in data), default=0) or 1.0
@@ -61,6 +63,11 @@ def bars(
             f'width="{width:.1f}" height="{h:.1f}"><title>{escape(label)}: '
             f"{_fmt(value)}</title></rect>"
         )
+        if values:
+            parts.append(
+                f'<text class="tick value" x="{x + width / 2:.1f}" '
+                f'y="{HEIGHT - PAD_BOTTOM - h - 4:.1f}" text-anchor="middle">{_fmt(value)}</text>'
+            )
     labels = [label for label, _ in data]
     parts += _axis(top, max(1, -(-len(data) // max_labels)), labels, step)
     return "".join(parts) + "</svg>"

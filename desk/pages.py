@@ -311,6 +311,7 @@ def dashboard(request: Request) -> Response:
             title="Disposition precision per day",
             top=1.0,
             css="bar precision",
+            values=True,
         ),
         "counts": charts.grouped_bars(
             [
@@ -328,6 +329,7 @@ def dashboard(request: Request) -> Response:
             title=f"Card precision CP@{data['card_precision']['k']} per mature day",
             top=1.0,
             css="bar precision",
+            values=True,
         ),
     }
     return render(

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 from desk import auth
-from desk.app import create_app
+from desk.app import create_app, score_text
 from desk.auth import LoginLimiter
 from desk.card_precision import CAPACITY_ENV, capacity
 from schemas.errors import FraudstreamError
@@ -99,6 +99,12 @@ def test_keyed_alert_shows_the_card_its_windows_and_the_words(db_url, home, tmp_
     assert "No other feature contributed to this score" in seen
     assert "Terminal T9" in seen and "7–14 days ago" in seen and "baseline" in seen
     assert "per-day rate" in seen  # the usual level says how it is defined
+    # a terminal window without transactions has no known-fraud share (not "0 %")
+    assert re.search(r"7–8 days ago</td>\s*<td class=\"num\">0</td>\s*<td class=\"num\">–</td>",
+                     page.text)
+    # the card's history writes scores as the rest of the desk does (the case's alert list)
+    current = re.search(r'<tr class="current">.*?</tr>', page.text, re.S)
+    assert current and f">{score_text(got['alert']['score'])}<" in current.group(0)
     assert f"/alerts/{keyed.version}/{c1[5]}" in page.text  # the card's other alerts link
     ulb = c.get("/api/alerts/1/tx-0001").json()
     assert ulb["card"] is None and ulb["alert"]["features"][0]["title"].startswith("V14")
@@ -150,8 +156,13 @@ def test_card_precision_per_day_moves_with_dispositions_and_chargebacks(db_url, 
     page = text_of(c.get("/dashboard").text)
     assert "Card precision CP@1" in page and "capacity: 1 card a day" in page
     assert "matured after 48h" in page
-    row = re.search(rf'<tr id="cp-{burst1}">.*?</tr>', c.get("/dashboard").text, re.S)
+    html = c.get("/dashboard").text
+    row = re.search(rf'<tr id="cp-{burst1}">.*?</tr>', html, re.S)
     assert row and "1.000" in row.group(0)
+    # each mature day's bar carries its value, so a day at 0 is seen, not taken for no data
+    chart = re.search(r'<section class="card wide" id="card-precision">.*?</svg>', html, re.S)
+    assert chart and re.findall(r'class="tick value"[^>]*>([^<]+)<', chart.group(0)) == [
+        "1", "0", "1"]
     # a stricter window: the same days are not mature, so no CP@k yet, only what is confirmed
     young = c.get("/api/dashboard", params={"mature_after": "30d"}).json()["card_precision"]
     assert [d["precision"] for d in young["days"]] == [None] * 4
