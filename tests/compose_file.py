@@ -136,8 +136,9 @@ argv = sys.argv[1:]
 args = strict_parser().parse_args(argv)
 with open(os.environ["FAKE_LOG"], "a") as fh:
     fh.write(json.dumps(argv) + "\\n")
-if args.command == "synth":
+if args.command == "synth":  # the CSV and its synthetic-provenance sidecar, as the real one
     Path(args.out).write_text("Time,Amount,Class\\n0,1.0,0\\n")
+    Path(f"{args.out}.synthetic.json").write_text("{}\\n")
 if args.command == "models":
     sys.exit(int(os.environ["FAKE_MODELS_RC"]))
 """
