@@ -155,7 +155,7 @@ def close_settled(conn: Connection, case_ids: Iterable[int],
         how = conn.execute(select(a.disposition, func.count()).where(a.case_id == case_id)
                            .group_by(a.disposition).order_by(a.disposition)).all()
         note = "every alert closed elsewhere: " + ", ".join(
-            f"{n} {d or 'closed'}" for d, n in how)
+            f"{n} {(d or 'closed').replace('_', ' ')}" for d, n in how)
         new = {"status": "closed", "disposition": SETTLED, "disposition_note": note,
                "revision": row.revision + 1}
         conn.execute(update(cases).where(c.id == case_id).values(

@@ -327,7 +327,7 @@ def test_a_case_whose_alerts_are_all_closed_elsewhere_is_closed_by_the_system(de
     got = ann.get(f"/api/cases/{a_case}").json()
     assert (got["case"]["status"], got["case"]["disposition"]) == ("closed", "settled")
     assert got["case"]["disposition_note"] == (
-        "every alert closed elsewhere: 1 chargeback, 1 false_positive")
+        "every alert closed elsewhere: 1 chargeback, 1 false positive")
     assert [(e["actor"], e["action"]) for e in got["audit"]][-1:] == [("system", "case_settle")]
     assert "card-a" not in [c["card_id"] for c in ann.get("/api/cases").json()["items"]]
     assert "all alerts settled elsewhere" in ann.get(f"/cases/{a_case}").text
