@@ -105,6 +105,8 @@ def test_keyed_alert_shows_the_card_its_windows_and_the_words(db_url, home, tmp_
     # the card's history writes scores as the rest of the desk does (the case's alert list)
     current = re.search(r'<tr class="current">.*?</tr>', page.text, re.S)
     assert current and f">{score_text(got['alert']['score'])}<" in current.group(0)
+    # and so does the alert's own score (four decimals made 0.99999 read 1.0000)
+    assert f"<strong>{score_text(got['alert']['score'])}</strong> against threshold" in page.text
     assert f"/alerts/{keyed.version}/{c1[5]}" in page.text  # the card's other alerts link
     ulb = c.get("/api/alerts/1/tx-0001").json()
     assert ulb["card"] is None and ulb["alert"]["features"][0]["title"].startswith("V14")
