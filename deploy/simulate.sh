@@ -144,8 +144,8 @@ else
   cat <<EOF
 KEEP=1 make simulate leaves the stack running to look around: Prometheus on
 http://127.0.0.1:${PROMETHEUS_PORT:-9090} (targets: 2 scorers, the label sink and the desk; alert
-rules), the fraud-ops desk on http://127.0.0.1:${DESK_PORT:-8080}/ (a login first: `exec desk
-fraudstream desk user add NAME --role analyst`), and the fraudstream CLI in a scorer container
+rules), the fraud-ops desk on http://127.0.0.1:${DESK_PORT:-8080}/ (a login first: 'exec desk
+fraudstream desk user add NAME --role analyst'), and the fraudstream CLI in a scorer container
 (counts --by day, alerts list, alerts show ID).
 EOF
 fi
