@@ -6,7 +6,7 @@
 #   3. docker compose build + up: Kafka, PostgreSQL, trainer (one-shot), producer (one-shot
 #      replay), 2 scorers, the label sink, the fraud-ops desk, Prometheus (Grafana too with
 #      IMAGES=official; the retrainer with PROFILES=retrain);
-#   4. waits for the producer to finish and the scorers and the label sink to go idle;
+#   4. waits for the producer to finish and the scorers and the label sink to commit all it sent;
 #   5. prints the counts, the top alerts and where to look; then `docker compose down -v`
 #      (KEEP=1 leaves the stack running and prints how to stop it).
 # Knobs (environment): SYNTH_ROWS (default 50000), EPOCHS (default 5), SPEEDUP, LABELS, CSV,
@@ -77,6 +77,16 @@ sql() {  # one number from the simulation's database
 }
 state() { docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$("${DC[@]}" ps -aq "$1")"; }
 
+# Done when the consumers' offsets committed in the store reach what the producer sent: the
+# events on `transactions` for the scorers' group and the label events on `labels` for the label
+# sink (decisions alone going quiet is not enough: delayed labels arrive after the last event).
+committed() {
+  sql "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE group_id = '$1' AND topic = '$2'"
+}
+sent() {  # what the producer's summary says it sent: "sent N events to ..." / "sent N label events"
+  "${DC[@]}" logs --no-log-prefix producer 2>/dev/null | sed -n "s/^sent \([0-9]*\) $1 to .*/\1/p" | tail -n 1
+}
+
 step "waiting for the trainer, the replay and the consumers"
 last="" stable=0
 while :; do
@@ -97,11 +107,24 @@ while :; do
   labelled=$(sql "SELECT count(*) FROM labels" || true)
   echo "  trainer: $tstatus  producer: $pstatus  decisions: ${decided:-0}  labels: ${labelled:-0}"
   now="$decided/$labelled"
-  if [ "$pstatus" = exited ] && [ "$now" = "$last" ]; then
-    stable=$((stable + 1))
-    [ "$stable" -ge 3 ] && break  # nothing new for 3 polls after the replay ended: idle
-  else
-    stable=0
+  if [ "$pstatus" = exited ]; then
+    events=$(sent events) labels_sent=$(sent "label events")
+    scored=$(committed fraudstream-scorer transactions || true)
+    sunk=$(committed fraudstream-labels labels || true)
+    if [ "${scored:-0}" -ge "${events:-0}" ] && [ "${sunk:-0}" -ge "${labels_sent:-0}" ]; then
+      echo "  drained: ${scored:-0} of ${events:-0} events and ${sunk:-0} of ${labels_sent:-0} label events committed"
+      break
+    fi
+    if [ "$now" = "$last" ]; then
+      stable=$((stable + 1))
+      if [ "$stable" -ge 24 ]; then  # two minutes without progress: say what is left, go on
+        echo "  not drained after 2 min without progress: ${scored:-0} of ${events:-0} events," \
+          "${sunk:-0} of ${labels_sent:-0} label events committed" >&2
+        break
+      fi
+    else
+      stable=0
+    fi
   fi
   last=$now
   sleep 5
