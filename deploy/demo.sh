@@ -65,6 +65,7 @@ cleanup() {
 }
 trap cleanup EXIT
 $FS kafka up --data-dir "$FRAUDSTREAM_HOME/kafka" --port "$PORT"
+make_topics
 
 PART1=$((REST * 5 / 6))
 step "start the scorer (consumer group fraudstream-scorer); it checks the registry every 2 s for a newly promoted model"

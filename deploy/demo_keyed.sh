@@ -59,6 +59,7 @@ cleanup() {
 }
 trap cleanup EXIT
 $FS kafka up --data-dir "$FRAUDSTREAM_HOME/kafka" --port "$PORT"
+make_topics
 
 # Waits until the label sink has stored every label sent so far (no new one for 3 s).
 wait_labels() {

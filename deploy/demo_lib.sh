@@ -10,6 +10,14 @@ fresh_home() {
   mkdir -p "$FRAUDSTREAM_HOME"
 }
 
+# make_topics: the topics exist before any consumer subscribes, as an operator would create them. A
+# member that joins before its topic exists is rebalanced when the topic appears; in that
+# rebalance a kafka-python 3.0.12 scorer was once seen to spin without a group coordinator for
+# good (0 decisions after 10 minutes, no heartbeat).
+make_topics() {
+  $PY -c "import os; from producer.topics import ensure_topics; ensure_topics(os.environ['KAFKA_BOOTSTRAP_SERVERS'], {'transactions': 3, 'labels': 3})"
+}
+
 # wait_decided N LOG PID...: waits until the scorers PID... have decided N distinct transactions
 # (or fails, naming LOG, if one of them died).
 wait_decided() {
