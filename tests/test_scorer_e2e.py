@@ -150,6 +150,9 @@ def test_sigkill_three_times_then_exact(kafka_bootstrap, new_topic, tmp_path_fac
 
 
 @pytest.mark.slow
+# PostgreSQL only (the deployment with concurrent members; the SIGKILL test above runs on SQLite):
+# keeps .ci/run within its time.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_two_scorers_share_partitions_exactly(kafka_bootstrap, new_topic, tmp_path_factory,
                                               db_url, home):
     csv = str(write_csv(tmp_path_factory.mktemp("two") / "two.csv", 20_000, fraud_rate=0.01,
