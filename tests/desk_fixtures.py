@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import Engine, insert
 
@@ -18,6 +19,13 @@ THRESHOLD = 0.5
 SECRET = "test-secret-of-enough-length"
 #: argon2 at its cheapest, for tests only (the desk's default costs ~50 ms a hash by design).
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cheap Argon2 for the desk's tests (imported by a test module, it applies to all of its
+    tests); tests/test_desk_serve.py runs a real `desk serve` process, with the real hasher."""
+    monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
 PASSWORDS: dict[str, str] = {}
 
 

@@ -12,20 +12,20 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select, update
 
-from desk import auth
 from desk.app import create_app, score_text
 from desk.auth import LoginLimiter
 from desk.card_precision import CAPACITY_ENV, capacity
 from schemas.errors import FraudstreamError
 from store.db import connect
 from store.tables import alerts, keyed_transactions
-from tests.desk_fixtures import CHEAP_HASHER, SECRET, add_users, client_for, seed
+from tests.desk_fixtures import (
+    SECRET,
+    add_users,
+    cheap_hashes,  # noqa: F401  (autouse)
+    client_for,
+    seed,
+)
 from tests.keyed_desk_fixtures import BURST_DAY, add_label, seed_keyed
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch):
-    monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
 
 
 def text_of(html: str) -> str:

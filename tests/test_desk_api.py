@@ -18,12 +18,14 @@ from desk.work import AlertKey, WorkError, act, transition
 from store.counts import matured_counts
 from store.db import connect
 from store.tables import labels
-from tests.desk_fixtures import CHEAP_HASHER, SECRET, add_users, client_for, login, seed
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch):
-    monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
+from tests.desk_fixtures import (
+    SECRET,
+    add_users,
+    cheap_hashes,  # noqa: F401  (autouse)
+    client_for,
+    login,
+    seed,
+)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from desk import auth
 from desk.app import create_app
 from desk.auth import LoginLimiter, User
 from desk.case_work import CaseRef, act_on_cases
@@ -21,20 +20,15 @@ from desk.work import WorkError
 from store.db import connect
 from store.tables import alerts, desk_audit, labels
 from tests.desk_fixtures import (
-    CHEAP_HASHER,
     SECRET,
     add_users,
+    cheap_hashes,  # noqa: F401  (autouse)
     client_for,
     label,
     login,
     score_cards,
     seed,
 )
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch):
-    monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
 
 
 @pytest.fixture

@@ -7,12 +7,9 @@ import pytest
 import fraudstream_cli
 from desk import auth
 from store.db import connect
-from tests.desk_fixtures import CHEAP_HASHER
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch):
-    monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
+from tests.desk_fixtures import (
+    cheap_hashes,  # noqa: F401  (autouse)
+)
 
 
 def run(capsys, *argv):

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from desk import auth
 from desk.app import create_app
 from desk.auth import LoginLimiter
 from desk.explain import where_in_range
@@ -22,14 +21,15 @@ from scorer.process import ScoringModel, score_batch
 from scorer.sink import write_batch
 from store import registry
 from store.db import connect
-from tests.desk_fixtures import CHEAP_HASHER, SECRET, add_users, client_for, seed
+from tests.desk_fixtures import (
+    SECRET,
+    add_users,
+    cheap_hashes,  # noqa: F401  (autouse)
+    client_for,
+    seed,
+)
 from trainer.data import Splits
 from trainer.pipeline import save_artifacts, train_one
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch):
-    monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
 
 
 def test_feature_titles_and_where_a_value_lies():

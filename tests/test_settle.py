@@ -6,21 +6,20 @@ and never touches an alert an analyst closed."""
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from desk import auth
 from desk.app import create_app
 from labels.service import write_labels
 from store.db import connect
 from store.tables import alerts, desk_audit
-from tests.desk_fixtures import CHEAP_HASHER, add_users, label, login, seed
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch):
-    monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
+from tests.desk_fixtures import (
+    add_users,
+    cheap_hashes,  # noqa: F401  (autouse)
+    label,
+    login,
+    seed,
+)
 
 
 def test_chargeback_settles_open_and_claimed_alerts_never_an_analysts(db_url):
