@@ -15,17 +15,31 @@ case closed and opens a new one. Either way a late alert is never closed unseen.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, insert, select, update
+from sqlalchemy import (
+    Connection,
+    FromClause,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from store.settle import close_settled
 from store.tables import alerts, cases
-
-_CHUNK = 500
 
 
 def attach_to_cases(conn: Connection, alert_rows: Iterable[Mapping[str, Any]],
@@ -34,56 +48,76 @@ def attach_to_cases(conn: Connection, alert_rows: Iterable[Mapping[str, Any]],
     store without a case to their card's open case, opening one where the card has none;
     returns ``{card: case id}`` of the cards touched. A case that gets only alerts already
     closed (settled by a chargeback that arrived first) and has no open one is closed at once
-    (:func:`store.settle.close_settled`)."""
-    keys: dict[str, set[int]] = defaultdict(set)
-    for row in alert_rows:
-        if row.get("card_id"):
-            keys[row["transaction_id"]].add(int(row["model_version"]))
+    (:func:`store.settle.close_settled`).
+
+    Set-based: a constant number of statements whatever the number of cards. On PostgreSQL
+    the cards' open cases are locked first (in id order, as settlement does: a desk's close
+    holding one makes the batch wait, then find it closed); then, on both databases, the
+    batch's alerts are added to those cases, cases are opened for the other cards, and the
+    alerts point at their card's open case. The batch's alert keys travel as parameters
+    (PostgreSQL arrays, a JSON text on SQLite), not as one statement per card."""
+    keys = sorted({(row["transaction_id"], int(row["model_version"])) for row in alert_rows
+                   if row.get("card_id")})
     if not keys:
         return {}
-    a = alerts.c
-    ids = sorted(keys)
-    fresh: dict[str, list[Any]] = defaultdict(list)
-    for start in range(0, len(ids), _CHUNK):
-        for r in conn.execute(select(a.transaction_id, a.model_version, a.card_id, a.score,
-                                     a.amount, a.time_s, a.status)
-                              .where(a.transaction_id.in_(ids[start:start + _CHUNK]),
-                                     a.case_id.is_(None), a.card_id.is_not(None))):
-            if r.model_version in keys[r.transaction_id]:
-                fresh[r.card_id].append(r)
+    a, c = alerts.c, cases.c
+    batch = _keys(conn, keys)
+    # (``case_id + 0``: not an index term, so SQLite finds the batch's alerts by their keys
+    # rather than going through every alert without a case, such as every ULB alert)
+    mine = (tuple_(a.transaction_id, a.model_version).in_(select(batch.c.tid, batch.c.ver)),
+            (a.case_id + 0).is_(None), a.card_id.is_not(None))
+    fresh = select(a.card_id, a.score, a.amount, a.time_s).where(*mine)
+    per_card = _per_card(fresh)
     now = now or datetime.now(UTC)
-    touched = {card: _attach(conn, card, rows, now) for card, rows in sorted(fresh.items())}
-    close_settled(conn, [touched[card] for card, rows in fresh.items()
-                         if all(r.status == "closed" for r in rows)], now)
+    if conn.dialect.name == "postgresql":  # wait for a desk holding one of them, then hold them
+        conn.execute(select(c.id).where(c.card_id.in_(select(fresh.subquery().c.card_id)),
+                                        c.status != "closed")
+                     .order_by(c.id).with_for_update(of=cases))
+    f = per_card.subquery()
+    conn.execute(update(cases).where(c.card_id == f.c.card_id, c.status != "closed").values(
+        max_score=case((c.max_score < f.c.top, f.c.top), else_=c.max_score),
+        n_alerts=c.n_alerts + f.c.n, amount=c.amount + f.c.total,
+        first_time_s=case((c.first_time_s > f.c.first, f.c.first), else_=c.first_time_s),
+        last_time_s=case((c.last_time_s < f.c.last, f.c.last), else_=c.last_time_s),
+        updated_at=now, revision=c.revision + 1))
+    stamp = bindparam("now", now, type_=c.opened_at.type)
+    opened = (per_card.add_columns(literal("open"), stamp, stamp, literal(0))
+              .where(~exists().where(c.card_id == alerts.c.card_id, c.status != "closed"))
+              .order_by(a.card_id))
+    conn.execute(insert(cases).from_select(
+        ["card_id", "max_score", "n_alerts", "amount", "first_time_s", "last_time_s", "status",
+         "opened_at", "updated_at", "revision"], opened))
+    open_case = (select(c.id).where(c.card_id == a.card_id, c.status != "closed")
+                 .scalar_subquery())
+    attached = conn.execute(
+        update(alerts).where(*mine)
+        .values(case_id=open_case).returning(a.card_id, a.case_id, a.status)).all()
+    touched = {r.card_id: int(r.case_id) for r in attached}
+    unsettled = {r.card_id for r in attached if r.status != "closed"}
+    close_settled(conn, [case_id for card, case_id in touched.items() if card not in unsettled],
+                  now)
     return touched
 
 
-def _attach(conn: Connection, card: str, rows: list[Any], now: datetime) -> int:
-    c = cases.c
-    top = max(r.score for r in rows)
-    total = float(sum(r.amount for r in rows))
-    first, last = min(r.time_s for r in rows), max(r.time_s for r in rows)
-    case_id = conn.execute(select(c.id).where(c.card_id == card, c.status != "closed")
-                           .with_for_update()).scalar()
-    if case_id is None:
-        case_id = conn.execute(insert(cases).values(
-            card_id=card, status="open", max_score=top, n_alerts=len(rows), amount=total,
-            first_time_s=first, last_time_s=last, opened_at=now, updated_at=now, revision=0,
-        )).inserted_primary_key[0]
-    else:
-        conn.execute(update(cases).where(c.id == case_id).values(
-            max_score=case((c.max_score < top, top), else_=c.max_score),
-            n_alerts=c.n_alerts + len(rows), amount=c.amount + total,
-            first_time_s=case((c.first_time_s > first, first), else_=c.first_time_s),
-            last_time_s=case((c.last_time_s < last, last), else_=c.last_time_s),
-            updated_at=now, revision=c.revision + 1))
+def _per_card(fresh: Select[Any]) -> Select[Any]:
+    """``fresh`` (the batch's alerts without a case) grouped by card: what each adds to its
+    card's case."""
     a = alerts.c
-    by_version: dict[int, list[str]] = defaultdict(list)
-    for r in rows:
-        by_version[r.model_version].append(r.transaction_id)
-    for version, txs in by_version.items():
-        for start in range(0, len(txs), _CHUNK):
-            conn.execute(update(alerts).where(
-                a.model_version == version, a.transaction_id.in_(txs[start:start + _CHUNK]),
-                a.case_id.is_(None)).values(case_id=case_id))
-    return int(case_id)
+    return (fresh.with_only_columns(a.card_id, func.max(a.score).label("top"),
+                                    func.count().label("n"), func.sum(a.amount).label("total"),
+                                    func.min(a.time_s).label("first"),
+                                    func.max(a.time_s).label("last"))
+            .group_by(a.card_id))
+
+
+def _keys(conn: Connection, keys: list[tuple[str, int]]) -> FromClause:
+    """The batch's alert keys as a table ``(tid, ver)`` bound as parameters: two arrays
+    unnested on PostgreSQL, one JSON array of pairs on SQLite."""
+    if conn.dialect.name == "postgresql":
+        tids = bindparam("tids", [k[0] for k in keys], type_=ARRAY(String))
+        vers = bindparam("vers", [k[1] for k in keys], type_=ARRAY(Integer))
+        return func.unnest(tids, vers).table_valued("tid", "ver").render_derived().alias("batch")
+    pairs = func.json_each(bindparam("pairs", json.dumps(keys), type_=String)) \
+        .table_valued("value").alias("pairs")
+    return select(func.json_extract(pairs.c.value, "$[0]").label("tid"),
+                  func.json_extract(pairs.c.value, "$[1]").label("ver")).subquery("batch")
