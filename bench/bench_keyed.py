@@ -1,12 +1,14 @@
 """Keyed scoring's speed (issue 20), per backend, everything measured in the same run:
 
     .venv/bin/python bench/bench_keyed.py [--events 30000] [--cards 1000000] [--rate 2000]
-        [--seconds 20] [--backends sqlite,postgresql] [--pg-url URL]
+        [--seconds 20] [--backends sqlite,postgresql] [--pg-url URL] [--repeat 3]
+        [--only-ratio] [--profile]
 
 1. Keyed vs stateless: ``--events`` events through a ``fraudstream score`` process with a keyed
    model (behaviour features: per-card state and terminal windows read and written with every
    batch) and the same number through one with a stateless (ULB) model of the same family
-   (xgboost), on the same broker and database; events/s while busy and their ratio (aim >= 0.6).
+   (xgboost), on the same broker and database; events/s while busy and their ratio (aim >= 0.6),
+   ``--repeat`` pairs alternated (the machine's load hits both alike), the median ratio kept.
 2. ``--cards`` distinct cards in the store (``card_state`` seeded as the keyed scorer writes it,
    each card holding the simulator's mean number of transactions over the longest window): the
    state's size in the store, then a fresh keyed scorer process on a topic of those cards'
@@ -27,6 +29,7 @@ import io
 import json
 import os
 import signal
+import statistics
 import time
 import uuid
 from pathlib import Path
@@ -60,17 +63,20 @@ def train_model(csv: Path, db: str) -> int:
 
 
 def drain_rate(env: dict[str, str], csv: Path, bootstrap: str, events: int, batch_size: int,
-               version: int) -> float:
-    """Events/s (busy) of a scorer process with model ``version`` draining ``events`` events."""
+               version: int, profile: Path | None = None) -> float:
+    """Events/s (busy) of a scorer process with model ``version`` draining ``events`` events
+    (``profile``: a pyinstrument report of that process written there)."""
     from producer.topics import ensure_topics
 
     topic = f"bench-keyed-{uuid.uuid4().hex[:8]}"
     ensure_topics(bootstrap, {topic: 3, f"{topic}.alerts": 3, f"{topic}.dlq": 1})
     finished(replay(env, csv, topic, limit=events), "replay")
     summary = finished(scorer(env, topic, f"g-{uuid.uuid4().hex[:8]}", batch_size, 3,
-                              "--model-version", str(version)), "scorer")
+                              "--model-version", str(version), profile=profile), "scorer")
     if summary["scored"] != events:
         raise SystemExit(f"scored {summary['scored']} of {events} events: {summary}")
+    if summary.get("deferred"):
+        print(f"  ({summary['deferred']:,} events deferred and re-read)", flush=True)
     return float(summary["rate"])
 
 
@@ -167,10 +173,31 @@ def run_backend(name: str, url: str | None, tmp: Path, bootstrap: str,
     plain_version = train_model(plain_csv, db)  # the same family for both: only state differs
     version = train_model(keyed_csv, db)
     engine = connect(db)
-    plain = drain_rate(env, plain_csv, bootstrap, args.events, args.batch_size, plain_version)
-    keyed = drain_rate(env, keyed_csv, bootstrap, args.events, args.batch_size, version)
-    print(f"{name}: keyed {keyed:,.0f} events/s, stateless {plain:,.0f} events/s -> "
-          f"{keyed / plain:.3f} ({args.events:,} events each)", flush=True)
+    if args.only_latency:
+        registry.promote(engine, version, decided_by="person:bench", home=home)
+        return {"db": name, "latency": paced_run(engine, env, bootstrap, keyed_csv, args.rate,
+                                                 args)}
+    profile = tmp / f"profile-{name}.txt" if args.profile else None
+    pairs = []  # (stateless, keyed) drains alternated: the machine's load hits both alike
+    for _ in range(args.repeat):
+        plain = drain_rate(env, plain_csv, bootstrap, args.events, args.batch_size,
+                           plain_version)
+        keyed = drain_rate(env, keyed_csv, bootstrap, args.events, args.batch_size, version,
+                           profile)
+        print(f"  keyed {keyed:,.0f} events/s, stateless {plain:,.0f} events/s -> "
+              f"{keyed / plain:.3f}", flush=True)
+        pairs.append((plain, keyed))
+    ratio = statistics.median(k / p for p, k in pairs)
+    plain = statistics.median(p for p, _ in pairs)
+    keyed = statistics.median(k for _, k in pairs)
+    print(f"{name}: keyed {keyed:,.0f} events/s, stateless {plain:,.0f} events/s (medians) -> "
+          f"median ratio {ratio:.3f} ({args.repeat} pairs of {args.events:,} events)",
+          flush=True)
+    if profile is not None:
+        print(f"---- profile of the keyed scorer ({name}) ----\n{profile.read_text()}")
+    if args.only_ratio:
+        return {"db": name, "keyed_eps": round(keyed), "stateless_eps": round(plain),
+                "keyed_vs_stateless": round(ratio, 3)}
 
     frame = pd.read_csv(keyed_csv, usecols=["TX_DATETIME", "CUSTOMER_ID"])
     per_card = max(1, round(len(frame) / frame["CUSTOMER_ID"].nunique()))  # over its 30 days
@@ -194,7 +221,7 @@ def run_backend(name: str, url: str | None, tmp: Path, bootstrap: str,
           flush=True)
     engine.dispose()
     return {"db": name, "keyed_eps": round(keyed), "stateless_eps": round(plain),
-            "keyed_vs_stateless": round(keyed / plain, 3), "cards": args.cards,
+            "keyed_vs_stateless": round(ratio, 3), "cards": args.cards,
             "transactions_per_card": per_card, "card_state_bytes": size, **restarted,
             "latency": latency}
 
@@ -204,6 +231,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--cards", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="stateless/keyed drain pairs (the median ratio is reported)")
+    parser.add_argument("--profile", action="store_true",
+                        help="pyinstrument the keyed scorers (drain, paced run): slower figures")
+    parser.add_argument("--only-latency", action="store_true",
+                        help="measure the keyed latency only (part 3)")
+    parser.add_argument("--only-ratio", action="store_true",
+                        help="measure the keyed/stateless ratio only (part 1)")
     paced_arguments(parser)
     args = parser.parse_args()
     results = each_backend(args, "bench-keyed-", run_backend)

@@ -53,8 +53,11 @@ ROOT = Path(__file__).resolve().parents[1]
 WARMUP_EVENTS = 30
 
 
-def cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "fraudstream_cli", *args], cwd=ROOT, env=env,
+def cli(*args: str, env: dict[str, str], profile: Path | None = None) -> subprocess.Popen[str]:
+    """A ``fraudstream`` process; with ``profile``, under pyinstrument (its text report there)."""
+    profiled = ["-m", "pyinstrument", "-r", "text", "-o", str(profile)] if profile else []
+    return subprocess.Popen([sys.executable, *profiled, "-m", "fraudstream_cli", *args],
+                            cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 
@@ -67,12 +70,14 @@ def finished(proc: subprocess.Popen[str], what: str, timeout: float = 600) -> di
 
 
 def scorer(env: dict[str, str], topic: str, group: str, batch_size: int,
-           until_idle: float | None = None, *extra: str) -> subprocess.Popen[str]:
-    """A ``fraudstream score`` process (``extra``: more of its arguments)."""
+           until_idle: float | None = None, *extra: str,
+           profile: Path | None = None) -> subprocess.Popen[str]:
+    """A ``fraudstream score`` process (``extra``: more of its arguments; ``profile``: see
+    :func:`cli`)."""
     idle = ["--until-idle", str(until_idle)] if until_idle else []
     return cli("score", "--topic", topic, "--group-id", group, "--batch-size", str(batch_size),
                "--alerts-topic", f"{topic}.alerts", "--dlq-topic", f"{topic}.dlq", "--json",
-               *idle, *extra, env=env)
+               *idle, *extra, env=env, profile=profile)
 
 
 def replay(env: dict[str, str], csv: Path, topic: str, *, limit: int, skip: int = 0,
@@ -119,7 +124,9 @@ def paced_run(engine: Any, env: dict[str, str], bootstrap: str, csv: Path, rate:
     empty_tables(engine)  # the same rows (ids) as the previous run's
     topic, group = f"bench-lat-{uuid.uuid4().hex[:8]}", f"bench-lat-{uuid.uuid4().hex[:8]}"
     ensure_topics(bootstrap, {topic: 3, f"{topic}.alerts": 3, f"{topic}.dlq": 1})
-    proc = scorer(env, topic, group, args.batch_size)
+    profile = Path(env["FRAUDSTREAM_HOME"]) / f"profile-{topic}.txt" \
+        if getattr(args, "profile", False) else None
+    proc = scorer(env, topic, group, args.batch_size, profile=profile)
     finished(replay(env, csv, topic, limit=WARMUP_EVENTS), "warm-up replay")
     deadline = time.monotonic() + 180
     while sum(committed(engine, group).values()) < WARMUP_EVENTS:  # joined, model loaded
@@ -146,6 +153,8 @@ def paced_run(engine: Any, env: dict[str, str], bootstrap: str, csv: Path, rate:
     sent = finished(producer, "paced replay")
     proc.send_signal(signal.SIGTERM)
     summary = finished(proc, "scorer")
+    if profile is not None:
+        print(f"---- profile of the paced scorer ({rate:,.0f}/s) ----\n{profile.read_text()}")
     produced = timestamps(bootstrap, topic, WARMUP_EVENTS + n)
     with engine.connect() as conn:
         decided = conn.execute(text("SELECT source_partition, source_offset FROM decisions "

@@ -8,7 +8,7 @@ the scorer does): :func:`decode_batch` (transaction events → feature matrix an
 """
 
 from scorer.decode import decode_batch
-from scorer.keyed import decode_keyed
+from scorer.keyed_decode import decode_keyed
 from scorer.keyed_store import fraud_known
 from scorer.model import load_model
 

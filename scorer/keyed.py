@@ -25,11 +25,9 @@ import numpy as np
 from sqlalchemy import Connection, Engine
 
 from schemas.behaviour import BehaviourSpec
-from schemas.events import dataset_seconds
-from schemas.keyed import INPUT_KEYED, TransactionV2, wrong_input_reason
-from schemas.times import DEFAULT_MAX_FUTURE_SKEW_S, Horizon, micros
-from schemas.validation import validate_event
+from schemas.times import DEFAULT_MAX_FUTURE_SKEW_S, Horizon
 from scorer.decode import DecodedBatch
+from scorer.keyed_decode import decode_keyed_batch
 from scorer.keyed_features import (
     CardWindow,
     PartitionClock,
@@ -63,25 +61,6 @@ log = logging.getLogger(__name__)
 #: as of its own time; anything earlier is a dead letter.
 LATENESS_US = 3_600 * 1_000_000
 _NO_CLOCK = -(1 << 62)
-
-
-def decode_keyed(record: Any, horizon: Horizon) -> dict[str, Any] | str:
-    """A keyed event's fields (``time_us``: µs since the Unix epoch; ``time_s``: dataset
-    seconds), or the reason it cannot be scored by a keyed model (dated beyond ``horizon``
-    included)."""
-    result = validate_event(TransactionV2, record.value)
-    if isinstance(result, str):
-        return wrong_input_reason(record.value, INPUT_KEYED) or result
-    if result.event_time > horizon.latest:
-        return horizon.refusal("event_time", result.event_time)
-    key = record.key.decode("utf-8", "replace") if record.key is not None else None
-    if key != result.customer_id:
-        return (f"message key: {'missing' if key is None else repr(key[:40])}, but a keyed "
-                f"event must be keyed by its customer_id ({result.customer_id[:40]!r})")
-    return {"transaction_id": result.transaction_id, "customer_id": result.customer_id,
-            "terminal_id": result.terminal_id, "amount": result.amount,
-            "time_us": micros(result.event_time), "time_s": dataset_seconds(result.event_time),
-            "is_fraud": result.is_fraud}
 
 
 @dataclass
@@ -199,7 +178,7 @@ class KeyedPipeline:
             self.shadow.version != self.model.version else None
         specs = [spec] if shadow is None else [spec, shadow.contract.spec]
         horizon = Horizon.from_wall_clock(self.max_future_skew_s)
-        decoded = [decode_keyed(r, horizon) for r in records]
+        decoded = decode_keyed_batch(records, horizon)
         clocks = load_clocks(self.engine, self.group_id, self.topic)
         plan = plan_batch(specs, records, decoded, clocks, self.partitions(), self.lateness_us,
                           None if self.label_mark is None else self.label_mark())

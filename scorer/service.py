@@ -82,6 +82,8 @@ class ScoreSummary:
     shadow_version: int | None = None  # the shadow model (decisions logged, never alerted)
     shadow_scored: int = 0
     shadow_flagged: int = 0  # events the shadow would have flagged
+    #: keyed: events put back to be re-read (their terminal windows were not closed yet)
+    deferred: int = 0
     seconds: float = 0.0
     busy_seconds: float = 0.0
     rate: float = 0.0
@@ -210,7 +212,8 @@ class Scorer:
             shadow_version=shadow.version if (shadow := getattr(self.pipeline, "shadow", None))
             else None,
             shadow_scored=s.stats["shadow_scored"], shadow_flagged=s.stats["shadow_flagged"],
-            seconds=s.seconds, busy_seconds=s.busy_seconds, rate=s.rate, left=s.left)
+            deferred=s.stats["deferred"], seconds=s.seconds, busy_seconds=s.busy_seconds,
+            rate=s.rate, left=s.left)
 
     def request_stop(self) -> None:
         """Finish the current batch, commit, and return from :meth:`run`."""

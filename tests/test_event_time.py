@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -85,3 +85,25 @@ def test_event_times_computed_per_batch_round_exactly_as_timedelta():
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     expected = [(event_time(t) - epoch) // timedelta(microseconds=1) for t in times.tolist()]
     assert event_time_us(times).tolist() == expected
+
+
+def test_micros_is_timedeltas_floor_division_over_the_whole_datetime_range():
+    """``micros`` (integer arithmetic on the delta's days/seconds/µs) equals the obvious
+    ``delta // timedelta(microseconds=1)`` before and after the epoch, naive or in any zone."""
+    import random
+
+    from schemas.times import micros
+
+    rng = random.Random(11)
+    zones = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=11))]
+    span_us = 9_000 * 365 * 86_400 * 10**6  # years 2 .. ~9000
+    whens = [datetime(2, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.randrange(span_us))
+             for _ in range(20_000)]
+    whens += [datetime(1969, 12, 31, 23, 59, 59, 999_999), datetime(1970, 1, 1),
+              datetime(2099, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)]
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    for i, when in enumerate(whens):
+        if when.tzinfo is not None:
+            when = when.astimezone(zones[i % 3])
+        aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        assert micros(when) == (aware - epoch) // timedelta(microseconds=1), when
