@@ -63,9 +63,10 @@ def train_model(csv: Path, db: str) -> int:
 
 
 def drain_rate(env: dict[str, str], csv: Path, bootstrap: str, events: int, batch_size: int,
-               version: int, profile: Path | None = None) -> float:
-    """Events/s (busy) of a scorer process with model ``version`` draining ``events`` events
-    (``profile``: a pyinstrument report of that process written there)."""
+               version: int, profile: Path | None = None) -> tuple[float, float]:
+    """Events/s (busy) of a scorer process with model ``version`` draining ``events`` events,
+    and events per CPU second of that process (0 if it does not say) (``profile``: a
+    pyinstrument report of that process written there)."""
     from producer.topics import ensure_topics
 
     topic = f"bench-keyed-{uuid.uuid4().hex[:8]}"
@@ -77,7 +78,8 @@ def drain_rate(env: dict[str, str], csv: Path, bootstrap: str, events: int, batc
         raise SystemExit(f"scored {summary['scored']} of {events} events: {summary}")
     if summary.get("deferred"):
         print(f"  ({summary['deferred']:,} events deferred and re-read)", flush=True)
-    return float(summary["rate"])
+    cpu = summary.get("busy_cpu_seconds") or 0.0
+    return float(summary["rate"]), summary["consumed"] / cpu if cpu else 0.0
 
 
 def seed_cards(engine: Any, group: str, cards: int, per_card: int, end_us: int) -> float:
@@ -178,26 +180,30 @@ def run_backend(name: str, url: str | None, tmp: Path, bootstrap: str,
         return {"db": name, "latency": paced_run(engine, env, bootstrap, keyed_csv, args.rate,
                                                  args)}
     profile = tmp / f"profile-{name}.txt" if args.profile else None
-    pairs = []  # (stateless, keyed) drains alternated: the machine's load hits both alike
+    pairs, cpu_ratios = [], []  # stateless, keyed drains alternated: load hits both alike
     for _ in range(args.repeat):
-        plain = drain_rate(env, plain_csv, bootstrap, args.events, args.batch_size,
-                           plain_version)
-        keyed = drain_rate(env, keyed_csv, bootstrap, args.events, args.batch_size, version,
-                           profile)
+        plain, plain_cpu = drain_rate(env, plain_csv, bootstrap, args.events, args.batch_size,
+                                      plain_version)
+        keyed, keyed_cpu = drain_rate(env, keyed_csv, bootstrap, args.events, args.batch_size,
+                                      version, profile)
+        cpu = f"; per CPU second {keyed_cpu / plain_cpu:.3f}" if plain_cpu and keyed_cpu else ""
         print(f"  keyed {keyed:,.0f} events/s, stateless {plain:,.0f} events/s -> "
-              f"{keyed / plain:.3f}", flush=True)
+              f"{keyed / plain:.3f}{cpu}", flush=True)
         pairs.append((plain, keyed))
+        if cpu:
+            cpu_ratios.append(keyed_cpu / plain_cpu)
     ratio = statistics.median(k / p for p, k in pairs)
     plain = statistics.median(p for p, _ in pairs)
     keyed = statistics.median(k for _, k in pairs)
+    cpu_ratio = round(statistics.median(cpu_ratios), 3) if cpu_ratios else None
     print(f"{name}: keyed {keyed:,.0f} events/s, stateless {plain:,.0f} events/s (medians) -> "
-          f"median ratio {ratio:.3f} ({args.repeat} pairs of {args.events:,} events)",
-          flush=True)
+          f"median ratio {ratio:.3f}, per scorer CPU second {cpu_ratio} ({args.repeat} pairs "
+          f"of {args.events:,} events)", flush=True)
     if profile is not None:
         print(f"---- profile of the keyed scorer ({name}) ----\n{profile.read_text()}")
     if args.only_ratio:
         return {"db": name, "keyed_eps": round(keyed), "stateless_eps": round(plain),
-                "keyed_vs_stateless": round(ratio, 3)}
+                "keyed_vs_stateless": round(ratio, 3), "per_cpu_second": cpu_ratio}
 
     frame = pd.read_csv(keyed_csv, usecols=["TX_DATETIME", "CUSTOMER_ID"])
     per_card = max(1, round(len(frame) / frame["CUSTOMER_ID"].nunique()))  # over its 30 days
@@ -221,7 +227,8 @@ def run_backend(name: str, url: str | None, tmp: Path, bootstrap: str,
           flush=True)
     engine.dispose()
     return {"db": name, "keyed_eps": round(keyed), "stateless_eps": round(plain),
-            "keyed_vs_stateless": round(ratio, 3), "cards": args.cards,
+            "keyed_vs_stateless": round(ratio, 3), "per_cpu_second": cpu_ratio,
+            "cards": args.cards,
             "transactions_per_card": per_card, "card_state_bytes": size, **restarted,
             "latency": latency}
 

@@ -131,16 +131,16 @@ def write_keyed(conn: Connection, scored: ScoredBatch, *, log_decisions: bool,
     state(conn)
 
 
-def cards_for(engine: Engine, group_id: str, events: Sequence[Mapping[str, Any]],
+def cards_for(conn: Connection, group_id: str, events: Sequence[Mapping[str, Any]],
               retention: Retention) -> dict[str, CardWindow]:
     """The stored windows of the batch's cards; for events before ``retention`` is complete
     (a switch to longer card windows), with their older rows read back from the store."""
-    cards = load_cards(engine, group_id, [e["customer_id"] for e in events])
+    cards = load_cards(conn, group_id, [e["customer_id"] for e in events])
     first = min((e["time_us"] for e in events), default=None)
     if first is None or first >= retention.complete_from_us:
         return cards
     before = {card: int(w.times[0]) for card, w in cards.items() if len(w.times)}
-    return with_older(cards, load_older(engine, before, first - retention.retention_us))
+    return with_older(cards, load_older(conn, before, first - retention.retention_us))
 
 
 @dataclass
@@ -179,20 +179,23 @@ class KeyedPipeline:
         specs = [spec] if shadow is None else [spec, shadow.contract.spec]
         horizon = Horizon.from_wall_clock(self.max_future_skew_s)
         decoded = decode_keyed_batch(records, horizon)
-        clocks = load_clocks(self.engine, self.group_id, self.topic)
-        plan = plan_batch(specs, records, decoded, clocks, self.partitions(), self.lateness_us,
-                          None if self.label_mark is None else self.label_mark())
-        events = plan.events
+        mark = None if self.label_mark is None else self.label_mark()
+        with self.engine.connect() as conn:  # the batch's reads: one connection, no I/O between
+            clocks = load_clocks(conn, self.group_id, self.topic)
+            plan = plan_batch(specs, records, decoded, clocks, self.partitions(),
+                              self.lateness_us, mark)
+            events = plan.events
+            stored = load_retention(conn, self.group_id)
+            retention = retention_for(
+                stored, max(retention_us(s, self.lateness_us) for s in specs),
+                max((c.clock_us for c in clocks.values()), default=None))
+            cards = cards_for(conn, self.group_id, events, retention)
+            facts, known = load_facts(
+                conn, [e["terminal_id"] for e in events],
+                *terminal_span_us(specs, np.array([e["time_us"] for e in events] or [0])),
+                exclude={e["transaction_id"] for e in events})
         if plan.deferred:
             log.debug("deferred %s (clocks %s)", plan.deferred, plan.clocks)
-        stored = load_retention(self.engine, self.group_id)
-        retention = retention_for(stored, max(retention_us(s, self.lateness_us) for s in specs),
-                                  max((c.clock_us for c in clocks.values()), default=None))
-        cards = cards_for(self.engine, self.group_id, events, retention)
-        facts, known = load_facts(
-            self.engine, [e["terminal_id"] for e in events],
-            *terminal_span_us(specs, np.array([e["time_us"] for e in events] or [0])),
-            exclude={e["transaction_id"] for e in events})
         inputs = batch_inputs(spec, events, cards, facts, known)
         batch = DecodedBatch(events, plan.records)
         scored = score_batch(batch, self.model, raw=inputs)

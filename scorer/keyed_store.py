@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from schemas.behaviour import NEVER
@@ -26,49 +26,46 @@ def _chunks(values: list[Any]) -> Iterable[list[Any]]:
         yield values[i:i + _CHUNK]
 
 
-def load_clocks(engine: Engine, group_id: str, topic: str) -> dict[int, PartitionClock]:
+def load_clocks(conn: Connection, group_id: str, topic: str) -> dict[int, PartitionClock]:
     c = stream_clocks.c
-    with engine.connect() as conn:
-        rows = conn.execute(select(c.partition, c.clock_us, c.bound_us).where(
-            c.group_id == group_id, c.topic == topic)).all()
+    rows = conn.execute(select(c.partition, c.clock_us, c.bound_us).where(
+        c.group_id == group_id, c.topic == topic)).all()
     return {int(p): PartitionClock(int(clock), int(bound)) for p, clock, bound in rows}
 
 
-def load_cards(engine: Engine, group_id: str, cards: Iterable[str]) -> dict[str, CardWindow]:
+def load_cards(conn: Connection, group_id: str, cards: Iterable[str]) -> dict[str, CardWindow]:
     c = card_state.c
     out = {}
-    with engine.connect() as conn:
-        for chunk in _chunks(sorted(set(cards))):
-            for card, times, amounts in conn.execute(select(c.customer_id, c.times, c.amounts)
-                                                     .where(c.group_id == group_id,
-                                                            c.customer_id.in_(chunk))):
-                out[card] = CardWindow(np.frombuffer(times, dtype="<i8").astype(np.int64),
-                                       np.frombuffer(amounts, dtype="<f8").astype(np.float64))
+    for chunk in _chunks(sorted(set(cards))):
+        for card, times, amounts in conn.execute(select(c.customer_id, c.times, c.amounts)
+                                                 .where(c.group_id == group_id,
+                                                        c.customer_id.in_(chunk))):
+            out[card] = CardWindow(np.frombuffer(times, dtype="<i8").astype(np.int64),
+                                   np.frombuffer(amounts, dtype="<f8").astype(np.float64))
     return out
 
 
-def load_retention(engine: Engine, group_id: str) -> Retention | None:
+def load_retention(conn: Connection, group_id: str) -> Retention | None:
     c = card_retention.c
-    with engine.connect() as conn:
-        row = conn.execute(select(c.retention_us, c.complete_from_us)
-                           .where(c.group_id == group_id)).first()
+    row = conn.execute(select(c.retention_us, c.complete_from_us)
+                       .where(c.group_id == group_id)).first()
     return None if row is None else Retention(int(row[0]), int(row[1]))
 
 
-def load_older(engine: Engine, before: Mapping[str, int], lo_us: int) -> dict[str, CardWindow]:
+def load_older(conn: Connection, before: Mapping[str, int], lo_us: int
+               ) -> dict[str, CardWindow]:
     """The scored transactions (``keyed_transactions``: time, amount) of each card of
     ``before`` with time in ``(lo_us, before[card])``, in time order (rows written before 0009
     carry no card and are not found)."""
     k = keyed_transactions.c
     rows: dict[str, list[tuple[int, float]]] = {}
-    with engine.connect() as conn:
-        for chunk in _chunks(sorted(before)):
-            for card, t, amount in conn.execute(
-                    select(k.customer_id, k.time_us, k.amount)
-                    .where(k.customer_id.in_(chunk), k.time_us > lo_us)
-                    .order_by(k.time_us, k.transaction_id)):
-                if t < before[card]:
-                    rows.setdefault(card, []).append((int(t), float(amount)))
+    for chunk in _chunks(sorted(before)):
+        for card, t, amount in conn.execute(
+                select(k.customer_id, k.time_us, k.amount)
+                .where(k.customer_id.in_(chunk), k.time_us > lo_us)
+                .order_by(k.time_us, k.transaction_id)):
+            if t < before[card]:
+                rows.setdefault(card, []).append((int(t), float(amount)))
     return {card: CardWindow(np.array([t for t, _ in r], dtype=np.int64),
                              np.array([a for _, a in r], dtype=np.float64))
             for card, r in rows.items()}
@@ -95,22 +92,21 @@ def label_mark(engine: Engine, group_id: str, ends: Mapping[tuple[str, int], int
     return min(marks)
 
 
-def load_facts(engine: Engine, terminals: Iterable[str], lo_us: int, hi_us: int,
+def load_facts(conn: Connection, terminals: Iterable[str], lo_us: int, hi_us: int,
                exclude: set[str]) -> tuple[TerminalFacts, dict[str, int]]:
     """The stored transactions of ``terminals`` with time in ``(lo_us, hi_us]`` (less those in
     ``exclude``), and when every fraud among them and ``exclude`` became known."""
     k = keyed_transactions.c
     ids, terms, times = [], [], []
-    with engine.connect() as conn:
-        for chunk in _chunks(sorted(set(terminals))):
-            for tid, term, t in conn.execute(select(k.transaction_id, k.terminal_id, k.time_us)
-                                             .where(k.terminal_id.in_(chunk), k.time_us > lo_us,
-                                                    k.time_us <= hi_us)):
-                if tid not in exclude:
-                    ids.append(tid)
-                    terms.append(term)
-                    times.append(int(t))
-        known = _known(conn, [*ids, *exclude])
+    for chunk in _chunks(sorted(set(terminals))):
+        for tid, term, t in conn.execute(select(k.transaction_id, k.terminal_id, k.time_us)
+                                         .where(k.terminal_id.in_(chunk), k.time_us > lo_us,
+                                                k.time_us <= hi_us)):
+            if tid not in exclude:
+                ids.append(tid)
+                terms.append(term)
+                times.append(int(t))
+    known = _known(conn, [*ids, *exclude])
     facts = TerminalFacts(np.array(terms, dtype=object), np.array(times, dtype=np.int64),
                           np.array([known.get(i, NEVER) for i in ids], dtype=np.int64))
     return facts, known
@@ -160,13 +156,15 @@ def write_state(conn: Connection, group_id: str, topic: str,
         for card, w in sorted(cards.items())], ["group_id", "customer_id"],
         ["latest_us", "times", "amounts"])
     insert_ignore(conn, keyed_transactions, facts)
-    c = stream_clocks.c
-    for partition, clock in sorted(clocks.items()):
-        insert_ignore(conn, stream_clocks, [{"group_id": group_id, "topic": topic,
-                                             "partition": partition, "clock_us": clock.clock_us,
-                                             "bound_us": clock.bound_us}])
-        where = (c.group_id == group_id, c.topic == topic, c.partition == partition)
-        conn.execute(update(stream_clocks).where(*where, c.clock_us < clock.clock_us)
-                     .values(clock_us=clock.clock_us))
-        conn.execute(update(stream_clocks).where(*where, c.bound_us < clock.bound_us)
-                     .values(bound_us=clock.bound_us))
+    if clocks:  # one statement for every partition; a clock only moves forward
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        later = func.greatest if conn.dialect.name == "postgresql" else func.max
+        stmt = dialect.insert(stream_clocks)
+        c = stream_clocks.c
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=[c.group_id, c.topic, c.partition],
+            set_={"clock_us": later(c.clock_us, stmt.excluded.clock_us),
+                  "bound_us": later(c.bound_us, stmt.excluded.bound_us)}),
+            [{"group_id": group_id, "topic": topic, "partition": partition,
+              "clock_us": clock.clock_us, "bound_us": clock.bound_us}
+             for partition, clock in sorted(clocks.items())])

@@ -86,6 +86,7 @@ class ScoreSummary:
     deferred: int = 0
     seconds: float = 0.0
     busy_seconds: float = 0.0
+    busy_cpu_seconds: float = 0.0  # the process's CPU time over busy_seconds
     rate: float = 0.0
     left: list[Left] = field(default_factory=list)  # --until-idle gave up with these left
 
@@ -213,7 +214,7 @@ class Scorer:
             else None,
             shadow_scored=s.stats["shadow_scored"], shadow_flagged=s.stats["shadow_flagged"],
             deferred=s.stats["deferred"], seconds=s.seconds, busy_seconds=s.busy_seconds,
-            rate=s.rate, left=s.left)
+            busy_cpu_seconds=s.busy_cpu_seconds, rate=s.rate, left=s.left)
 
     def request_stop(self) -> None:
         """Finish the current batch, commit, and return from :meth:`run`."""

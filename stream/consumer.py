@@ -103,6 +103,7 @@ class SqlConsumer:
         started = time.monotonic()
         last_activity: float | None = None
         first_record: float | None = None
+        cpu_first = cpu_last = 0.0  # process CPU time at the first record and last activity
         quiet_since: float | None = None  # start of the current idle stretch
         try:
             while not self._stop and not self._quota_reached():
@@ -128,13 +129,15 @@ class SqlConsumer:
                             self.summary.left = left
                             break
                     continue
-                first_record = first_record or now
+                if first_record is None:
+                    first_record, cpu_first = now, time.process_time()
                 before_batch = getattr(self.pipeline, "before_batch", None)
                 if before_batch is not None:  # a batch boundary: e.g. the scorer's hot reload
                     before_batch()
                 self._handle(records)
                 self._drain.reset()
                 last_activity = quiet_since = time.monotonic()
+                cpu_last = time.process_time()
                 if self.metrics is not None:
                     self.metrics.batch_done(last_activity - polled_at)
         finally:
@@ -145,6 +148,7 @@ class SqlConsumer:
         s.seconds = time.monotonic() - started
         s.busy_seconds = (last_activity - first_record) if first_record and last_activity else 0.0
         s.rate = s.consumed / s.busy_seconds if s.busy_seconds else 0.0
+        s.busy_cpu_seconds = max(0.0, cpu_last - cpu_first)
         return s
 
     def _in_group(self) -> bool:

@@ -66,4 +66,7 @@ class ConsumerSummary:
     stats: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     busy_seconds: float = 0.0
+    #: this process's CPU time (all threads) over ``busy_seconds``: its cost per event, which
+    #: other load on the machine changes far less than the rate
+    busy_cpu_seconds: float = 0.0
     rate: float = 0.0
