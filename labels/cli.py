@@ -41,8 +41,8 @@ def run_consume(args: argparse.Namespace) -> int:
                              lambda: ConsumerMetrics("labels"))
     s = consume_labels(config, engine, metrics, max_future_skew_s(args))
     summary = {"consumed": s.consumed, "labels": s.stats["labels"], "dlq": s.dlq,
-               "isolated": s.isolated, "conflicts": s.conflicts,
-               "topic_resets": s.topic_resets, "seconds": round(s.seconds, 3),
+               "isolated": s.isolated, "conflicts": s.conflicts, "topic_resets": s.topic_resets,
+               "recreated": s.recreated, "seconds": round(s.seconds, 3),
                "busy_seconds": round(s.busy_seconds, 3), "rate": round(s.rate, 1),
                "left": [asdict(x) for x in s.left]}
     if args.json:

@@ -149,7 +149,8 @@ class ConsumerMetrics:
     """The metrics of one consumer on the shared skeleton (``service``: ``scorer``, ``labels``).
 
     :class:`stream.consumer.SqlConsumer` calls :meth:`committed`, :meth:`quarantined`,
-    :meth:`batch_done`, :meth:`retried`, :meth:`set_lag` and :meth:`forget_partition`.
+    :meth:`batch_done`, :meth:`retried`, :meth:`recreated`, :meth:`set_lag` and
+    :meth:`forget_partition`.
     """
 
     def __init__(self, service: str, registry: CollectorRegistry | None = None) -> None:
@@ -170,6 +171,9 @@ class ConsumerMetrics:
                                   ["service"], r)
         self._lag = Gauge(f"{PREFIX}_consumer_lag", "End offset minus committed next offset",
                           ["topic", "partition"], registry=r)
+        self._recreated = Counter(f"{PREFIX}_consumer_recreated", "Kafka consumers closed "
+                                  "and replaced after being out of their group too long",
+                                  ["service"], registry=r).labels(service)  # 0 from the start
         self.consumed = self._consumed.labels(service)
         self.batch_seconds = self._batch.labels(service)
         self._dead_by_kind = {k: self._dead.labels(service, k) for k in DLQ_REASONS}
@@ -196,6 +200,9 @@ class ConsumerMetrics:
 
     def retried(self, step: str) -> None:
         self._retries.labels(self.service, step.replace(" ", "_")).inc()
+
+    def recreated(self) -> None:
+        self._recreated.inc()
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         self._lag.labels(topic, str(partition)).set(lag)

@@ -78,6 +78,7 @@ class ScoreSummary:
     conflicts: int = 0
     superseded: int = 0  # batches dropped uncommitted: production changed while they were scored
     topic_resets: int = 0
+    recreated: int = 0  # Kafka consumers replaced after being out of their group too long
     reloads: int = 0  # model switches after a promotion (hot reload)
     shadow_version: int | None = None  # the shadow model (decisions logged, never alerted)
     shadow_scored: int = 0
@@ -208,7 +209,7 @@ class Scorer:
         return ScoreSummary(
             model_version=self.model.version, consumed=s.consumed, scored=s.stats["scored"],
             flagged=s.stats["flagged"], dlq=s.dlq, isolated=s.isolated, conflicts=s.conflicts,
-            superseded=s.superseded, topic_resets=s.topic_resets,
+            superseded=s.superseded, topic_resets=s.topic_resets, recreated=s.recreated,
             reloads=self.pipeline.reloader.reloads if self.pipeline.reloader else 0,
             shadow_version=shadow.version if (shadow := getattr(self.pipeline, "shadow", None))
             else None,

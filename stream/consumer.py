@@ -33,6 +33,7 @@ from stream.contract import ConsumerConfig, ConsumerSummary, Pipeline
 from stream.deadletters import DeadLetter, Outgoing, dead_letter_message
 from stream.drained import DrainWatch
 from stream.faults import is_transient
+from stream.membership import MembershipWatch, in_group, replacement, retire
 
 if TYPE_CHECKING:
     from metrics import ConsumerMetrics
@@ -83,6 +84,7 @@ class SqlConsumer:
         self._drain = DrainWatch(config.drain_wait_s)
         self._deferring = False  # the last batch left records for later (not idle)
         self._stop = False
+        self._membership = MembershipWatch(config.recreate_after_sessions)
         # Reconnect within a second or two of a broker coming back (kafka-python's default
         # backoff grows to 30 s, and the idle clock runs again as soon as the group is stable).
         common = {"bootstrap_servers": config.bootstrap, "client_id": config.client_id,
@@ -90,7 +92,8 @@ class SqlConsumer:
         self.consumer = KafkaConsumer(
             group_id=config.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
             isolation_level="read_committed",  # never act on an aborted transaction's records
-            max_poll_records=config.batch_size, fetch_max_bytes=32 * 1024 * 1024,
+            max_poll_records=config.batch_size, session_timeout_ms=config.session_timeout_ms,
+            fetch_max_bytes=32 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024, **common)
         self.producer = KafkaProducer(acks="all", retries=5, linger_ms=5,
                                       max_request_size=4 * 1024 * 1024, **common)
@@ -114,10 +117,12 @@ class SqlConsumer:
                 if self.metrics is not None:
                     self._observe_lag(now)
                 if not records:
+                    member = in_group(self.consumer, self.joined_at is not None)
+                    self._check_membership(member, now)
                     # Idle means: a member of a stable group, its coordinator reachable, and
                     # polls that work, yet no events. Waiting for a rebalance, a failed poll or
                     # an unreachable broker restarts the idle clock instead of running it.
-                    if self._faults != faults_before or not self._in_group() or self._deferring:
+                    if self._faults != faults_before or not member or self._deferring:
                         quiet_since = None
                         continue
                     quiet_since = quiet_since or now
@@ -131,6 +136,7 @@ class SqlConsumer:
                     continue
                 if first_record is None:
                     first_record, cpu_first = now, time.process_time()
+                self._membership.reset()
                 before_batch = getattr(self.pipeline, "before_batch", None)
                 if before_batch is not None:  # a batch boundary: e.g. the scorer's hot reload
                     before_batch()
@@ -151,13 +157,29 @@ class SqlConsumer:
         s.busy_cpu_seconds = max(0.0, cpu_last - cpu_first)
         return s
 
-    def _in_group(self) -> bool:
-        """True while this member is in a stable group whose coordinator it can reach."""
+    def _check_membership(self, member: bool, now: float) -> None:
+        """Replace the KafkaConsumer by a new one in the same group once it has been out of
+        its group (``member``: in it now) too long while polling (:mod:`stream.membership`)."""
+        out = self._membership.overdue(self.consumer, member, now)
+        if out is None:
+            return
+        log.warning("consumer of %s out of group %s for %.0f s (no coordinator or no "
+                    "assignment): closing it and joining again with a new one",
+                    self.config.topic, self.config.group_id, out)
         try:
-            coordinator = self.consumer._coordinator  # noqa: SLF001 - no public accessor
-            return bool(coordinator.stable() and not coordinator.coordinator_unknown())
-        except Exception:  # noqa: BLE001 - another client version: fall back to "joined"
-            return self.joined_at is not None
+            new = replacement(self.consumer)
+        except KafkaError as exc:
+            log.warning("cannot make a new consumer (%s); trying again later", first_line(exc))
+            self._membership.reset(now)
+            return
+        _SeekToStoredOffsets(self).on_partitions_revoked(list(self.consumer.assignment()))
+        retire(self.consumer)
+        self.consumer = new
+        self.consumer.subscribe([self.config.topic], listener=_SeekToStoredOffsets(self))
+        self._membership.reset()
+        self.summary.recreated += 1
+        if self.metrics is not None:
+            self.metrics.recreated()
 
     def _observe_lag(self, now: float) -> None:
         """Export each assigned partition's lag (end offset − committed next offset), at most

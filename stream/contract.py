@@ -52,6 +52,12 @@ class ConsumerConfig:
     max_messages: int | None = None  # exit after consuming this many
     poll_timeout_ms: int = 500
     retry_limit_s: float = 300.0  # give up on an unreachable DB/broker after this long
+    #: The group's session timeout (kafka-python's default; heartbeats every 3 s, so >= 9 s
+    #: avoids its warning): how long a dead member holds its partitions.
+    session_timeout_ms: int = 45_000
+    #: Out of a stable group (no coordinator, or no assignment received) for this many session
+    #: timeouts while polling: close the KafkaConsumer and subscribe a new one (same group).
+    recreate_after_sessions: float = 3.0
 
 
 @dataclass
@@ -62,6 +68,7 @@ class ConsumerSummary:
     conflicts: int = 0  # batches dropped because another member committed first
     superseded: int = 0  # batches dropped because their write was fenced (BatchSuperseded)
     topic_resets: int = 0  # partitions re-read from the start after a topic was recreated
+    recreated: int = 0  # KafkaConsumers closed and replaced after being out of the group
     left: list[Left] = field(default_factory=list)  # until_idle gave up with these events left
     stats: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
