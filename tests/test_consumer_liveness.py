@@ -49,9 +49,11 @@ class RecordingPipeline:
 
 def produce(bootstrap: str, topic: str, n: int) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    for i in range(n):
-        producer.send(topic, value=f"event-{i}".encode(), partition=i % 3)
+    sent = [producer.send(topic, value=f"event-{i}".encode(), partition=i % 3)
+            for i in range(n)]
     producer.flush(timeout=60)
+    for future in sent:
+        future.get(timeout=60)
     producer.close()
 
 
@@ -84,12 +86,15 @@ def test_a_member_out_of_its_group_too_long_is_replaced_and_writes_everything_on
                                 recreate_after_sessions=0.5)
         consumer = SqlConsumer(config, engine, RecordingPipeline(), metrics)
         summary: dict[str, Any] = {}
-        thread = threading.Thread(target=lambda: summary.update(run=consumer.run()))
+        thread = threading.Thread(target=lambda: summary.update(run=consumer.run()),
+                                  name="liveness-consumer")
         thread.start()
         wait_for(lambda: committed_offsets(engine, "live") == 150, "the first events")
         first_client = consumer.consumer
 
-        os.kill(broker.pid() or 0, signal.SIGKILL)  # the group's coordinator is gone
+        pid = broker.pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # the group's coordinator is gone
         wait_for(lambda: consumer.summary.recreated >= 1, "no replacement during the outage", 60)
         broker.down()  # reaps the killed JVM
         broker = LocalBroker(data, port=port)
@@ -100,6 +105,7 @@ def test_a_member_out_of_its_group_too_long_is_replaced_and_writes_everything_on
         thread.join(timeout=60)
         assert not thread.is_alive()
 
+        assert "run" in summary, "the consumer's run raised (see the thread's traceback)"
         run = summary["run"]
         assert consumer.consumer is not first_client and run.recreated >= 1
         assert run.consumed == 300 and run.dlq == 0
