@@ -95,20 +95,28 @@ def label_mark(engine: Engine, group_id: str, ends: Mapping[tuple[str, int], int
 def load_facts(conn: Connection, terminals: Iterable[str], lo_us: int, hi_us: int,
                exclude: set[str]) -> tuple[TerminalFacts, dict[str, int]]:
     """The stored transactions of ``terminals`` with time in ``(lo_us, hi_us]`` (less those in
-    ``exclude``), and when every fraud among them and ``exclude`` became known."""
-    k = keyed_transactions.c
-    ids, terms, times = [], [], []
+    ``exclude``), and when every fraud among them and ``exclude`` became known (the stored
+    transactions' first fraud labels looked up by the database in the same query, through the
+    labels' transaction index: no ids sent back and forth)."""
+    k, lc = keyed_transactions.c, labels.c
+    first_fraud = select(func.min(lc.observed_at)).where(
+        lc.transaction_id == k.transaction_id, lc.is_fraud == 1).scalar_subquery()
+    ids, terms, times, known_at = [], [], [], []
+    known: dict[str, int] = {}
     for chunk in _chunks(sorted(set(terminals))):
-        for tid, term, t in conn.execute(select(k.transaction_id, k.terminal_id, k.time_us)
-                                         .where(k.terminal_id.in_(chunk), k.time_us > lo_us,
-                                                k.time_us <= hi_us)):
+        for tid, term, t, first in conn.execute(
+                select(k.transaction_id, k.terminal_id, k.time_us, first_fraud)
+                .where(k.terminal_id.in_(chunk), k.time_us > lo_us, k.time_us <= hi_us)):
             if tid not in exclude:
                 ids.append(tid)
                 terms.append(term)
                 times.append(int(t))
-    known = _known(conn, [*ids, *exclude])
+                known_at.append(NEVER if first is None else micros(first))
+                if first is not None:
+                    known[tid] = known_at[-1]
+    known |= _known(conn, list(exclude))
     facts = TerminalFacts(np.array(terms, dtype=object), np.array(times, dtype=np.int64),
-                          np.array([known.get(i, NEVER) for i in ids], dtype=np.int64))
+                          np.array(known_at, dtype=np.int64))
     return facts, known
 
 
