@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from schemas.behaviour import NEVER
 from schemas.times import micros
 from scorer.keyed_features import CardWindow, PartitionClock, Retention, TerminalFacts
-from store.bulk import insert_ignore
+from store.bulk import insert_ignore, upsert
 from store.tables import card_retention, card_state, keyed_transactions, labels, stream_clocks
 
 _UNBOUNDED = 1 << 62
@@ -139,16 +139,6 @@ def _known(conn: Connection, ids: list[str]) -> dict[str, int]:
     return out
 
 
-def _upsert(conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[str],
-            columns: list[str]) -> None:
-    if not rows:
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
-    conn.execute(stmt.on_conflict_do_update(
-        index_elements=keys, set_={c: getattr(stmt.excluded, c) for c in columns}), rows)
-
-
 def write_state(conn: Connection, group_id: str, topic: str,
                 cards: Mapping[str, CardWindow], facts: list[dict[str, Any]],
                 clocks: Mapping[int, PartitionClock], retention: Retention | None = None
@@ -156,9 +146,9 @@ def write_state(conn: Connection, group_id: str, topic: str,
     """Write the batch's state changes: card windows, terminal facts, partition clocks (which
     only move forward) and the group's card retention when it changed (``retention``)."""
     if retention is not None:
-        _upsert(conn, card_retention, [{"group_id": group_id, **vars(retention)}],
-                ["group_id"], ["retention_us", "complete_from_us"])
-    _upsert(conn, card_state, [
+        upsert(conn, card_retention, [{"group_id": group_id, **vars(retention)}],
+               ["group_id"], ["retention_us", "complete_from_us"])
+    upsert(conn, card_state, [
         {"group_id": group_id, "customer_id": card, "latest_us": w.latest,
          "times": w.times.astype("<i8").tobytes(), "amounts": w.amounts.astype("<f8").tobytes()}
         for card, w in sorted(cards.items())], ["group_id", "customer_id"],

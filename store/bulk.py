@@ -122,6 +122,25 @@ def _copied(conn: Connection, table: Table, rows: Columns) -> bool:
     """COPY ``rows`` into ``table`` in a savepoint; False (and nothing written) if a key exists."""
     import psycopg
 
+    savepoint = conn.begin_nested()
+    try:
+        _copy(conn, table, table.name, rows)
+    except psycopg.errors.UniqueViolation:
+        savepoint.rollback()
+        return False
+    except BaseException:
+        savepoint.rollback()
+        raise
+    savepoint.commit()
+    return True
+
+
+def _copy(conn: Connection, table: Table, target: str, rows: Columns) -> None:
+    """Binary-COPY ``rows`` (columns of ``table``) into the table ``target`` (``table`` itself
+    or a staging table like it); psycopg errors other than a unique violation are raised as
+    SQLAlchemy ``DBAPIError``s."""
+    import psycopg
+
     names = rows.names
     types = _pg_types(conn, table, names)
     json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
@@ -137,9 +156,8 @@ def _copied(conn: Connection, table: Table, rows: Columns) -> bool:
 
             values = [None if v is None else orjson.dumps(v).decode() for v in values]
         columns.append(values)
-    sql = f'COPY "{table.name}" ({", ".join(f"{n!s}" for n in names)}) FROM STDIN (FORMAT BINARY)'
+    sql = f'COPY "{target}" ({", ".join(f"{n!s}" for n in names)}) FROM STDIN (FORMAT BINARY)'
     raw = conn.connection.driver_connection
-    savepoint = conn.begin_nested()
     try:
         with raw.cursor() as cursor, cursor.copy(sql) as copy:
             copy.set_types(types)
@@ -147,16 +165,38 @@ def _copied(conn: Connection, table: Table, rows: Columns) -> bool:
             for row in zip(*columns, strict=True):
                 write(row)
     except psycopg.errors.UniqueViolation:
-        savepoint.rollback()
-        return False
-    except psycopg.Error as exc:
-        savepoint.rollback()
-        invalidated = conn.dialect.is_disconnect(exc, raw, None)
-        wrapped = DBAPIError.instance(sql, None, exc, psycopg.Error,
-                                      connection_invalidated=invalidated, dialect=conn.dialect)
-        raise wrapped from exc
-    except BaseException:
-        savepoint.rollback()
         raise
-    savepoint.commit()
-    return True
+    except psycopg.Error as exc:
+        invalidated = conn.dialect.is_disconnect(exc, raw, None)
+        raise DBAPIError.instance(sql, None, exc, psycopg.Error,
+                                  connection_invalidated=invalidated,
+                                  dialect=conn.dialect) from exc
+
+
+def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]] | Columns,
+           keys: Sequence[str], update: Sequence[str]) -> None:
+    """Insert ``rows`` into ``table``, or where a row with the same ``keys`` exists, set its
+    ``update`` columns to the new values (no two rows may share ``keys``). PostgreSQL, from
+    :data:`COPY_MIN_ROWS` rows: binary-COPY into a session staging table like ``table`` (its
+    rows deleted at commit), then one ``INSERT … SELECT … ON CONFLICT DO UPDATE``; otherwise
+    one ``INSERT … ON CONFLICT DO UPDATE`` executed for all rows."""
+    if not len(rows):
+        return
+    if conn.dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(table)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in update}),
+            list(rows))
+        return
+    columns = as_columns(rows)
+    staging = f"staging_{table.name}"
+    conn.exec_driver_sql(f'CREATE TEMP TABLE IF NOT EXISTS "{staging}" (LIKE "{table.name}") '
+                         "ON COMMIT DELETE ROWS")
+    _copy(conn, table, staging, columns)
+    names = ", ".join(f'"{n}"' for n in columns.names)
+    conn.exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{staging}" '
+        f'ON CONFLICT ({", ".join(keys)}) DO UPDATE SET '
+        + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in update))
+    conn.exec_driver_sql(f'DELETE FROM "{staging}"')  # a second upsert in this transaction

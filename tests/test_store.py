@@ -353,3 +353,43 @@ def test_sqlite_commits_are_durable(tmp_path):
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+@pytest.mark.parametrize("n", [3, 650])
+def test_upsert_inserts_new_keys_and_updates_existing_ones(db_url, n):
+    """``store.bulk.upsert`` (the keyed scorer's card windows; PostgreSQL from 200 rows: COPY
+    into a staging table, then one INSERT … SELECT … ON CONFLICT DO UPDATE) inserts the new keys,
+    updates only the named columns of the existing ones, leaves other rows alone, and twice in
+    one transaction leaves no staging rows behind to be written again."""
+    from store.bulk import upsert
+    from store.tables import card_state
+
+    engine = connect(db_url)
+
+    def row(group: str, card: int, latest: int) -> dict:
+        return {"group_id": group, "customer_id": f"c{card}", "latest_us": latest,
+                "times": np.arange(card % 5, dtype="<i8").tobytes(),
+                "amounts": np.full(card % 3, latest / 7, dtype="<f8").tobytes()}
+
+    keys, update = ["group_id", "customer_id"], ["latest_us", "times", "amounts"]
+    with engine.begin() as conn:
+        upsert(conn, card_state, [row("g", i, i) for i in range(n)], keys, update)
+        upsert(conn, card_state, [row("other", i, -i) for i in range(n)], keys, update)
+        upsert(conn, card_state, [row("g", i, 500 + i) for i in range(n // 3)], keys, update)
+    with engine.begin() as conn:  # half the cards again (new windows), and as many new ones
+        upsert(conn, card_state, [row("g", i, 1000 + i) for i in range(n // 2, n + n // 2)],
+               keys, ["latest_us", "times"])
+    with engine.connect() as conn:
+        got = {(g, c): (latest, times, amounts) for g, c, latest, times, amounts in conn.execute(
+            select(card_state.c.group_id, card_state.c.customer_id, card_state.c.latest_us,
+                   card_state.c.times, card_state.c.amounts))}
+    want = {}
+    for i in range(n):
+        want[("other", f"c{i}")] = tuple(row("other", i, -i).values())[2:]
+        want[("g", f"c{i}")] = tuple(row("g", i, 500 + i if i < n // 3 else i).values())[2:]
+    for i in range(n // 2, n + n // 2):
+        new = row("g", i, 1000 + i)
+        kept = want.get(("g", f"c{i}"), (None, None, new["amounts"]))[2]  # not in `update`
+        want[("g", f"c{i}")] = (new["latest_us"], new["times"], kept)
+    assert {k: (v[0], bytes(v[1]), bytes(v[2])) for k, v in got.items()} == want
+    engine.dispose()
