@@ -187,10 +187,12 @@ def updated_cards(events: Sequence[Mapping[str, Any]], cards: Mapping[str, CardW
     out = {}
     for card, mine in grouped.items():
         old = cards.get(card, CardWindow(EMPTY_I, EMPTY_F))
-        times = np.concatenate([old.times, [e["time_us"] for e in mine]]).astype(np.int64)
+        new_times = [e["time_us"] for e in mine]
+        times = np.concatenate([old.times, new_times]).astype(np.int64)
         amounts = np.concatenate([old.amounts, [e["amount"] for e in mine]]).astype(np.float64)
-        order = np.argsort(times, kind="stable")
-        times, amounts = times[order], amounts[order]
-        keep = times > times[-1] - keep_us
-        out[card] = CardWindow(times[keep], amounts[keep])
+        if not (len(mine) == 1 and (not len(old.times) or new_times[0] >= old.times[-1])):
+            order = np.argsort(times, kind="stable")  # (one event after the rest: in order)
+            times, amounts = times[order], amounts[order]
+        first = int(np.searchsorted(times, times[-1] - keep_us, side="right"))  # > latest - keep
+        out[card] = CardWindow(times[first:], amounts[first:])
     return out
