@@ -8,8 +8,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, String, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from schemas.behaviour import NEVER
 from schemas.times import micros
@@ -21,9 +22,17 @@ _UNBOUNDED = 1 << 62
 _CHUNK = 900  # ids per IN (...) (SQLite's variable limit is 999 on old builds)
 
 
-def _chunks(values: list[Any]) -> Iterable[list[Any]]:
-    for i in range(0, len(values), _CHUNK):
-        yield values[i:i + _CHUNK]
+def _among(conn: Connection, column: Any, values: Iterable[str]) -> Iterable[Any]:
+    """Conditions "``column`` is one of ``values``", one per query to run: PostgreSQL, one
+    ``= ANY(array)`` with the values as a single parameter (an IN-list of 900 parameters cost
+    ~30 ms a query there); SQLite, an IN-list per chunk of :data:`_CHUNK` values."""
+    distinct = sorted(set(values))
+    if conn.dialect.name == "postgresql":
+        if distinct:
+            yield column == any_(bindparam(None, distinct, type_=ARRAY(String)))
+        return
+    for i in range(0, len(distinct), _CHUNK):
+        yield column.in_(distinct[i:i + _CHUNK])
 
 
 def load_clocks(conn: Connection, group_id: str, topic: str) -> dict[int, PartitionClock]:
@@ -36,10 +45,9 @@ def load_clocks(conn: Connection, group_id: str, topic: str) -> dict[int, Partit
 def load_cards(conn: Connection, group_id: str, cards: Iterable[str]) -> dict[str, CardWindow]:
     c = card_state.c
     out = {}
-    for chunk in _chunks(sorted(set(cards))):
+    for among in _among(conn, c.customer_id, cards):
         for card, times, amounts in conn.execute(select(c.customer_id, c.times, c.amounts)
-                                                 .where(c.group_id == group_id,
-                                                        c.customer_id.in_(chunk))):
+                                                 .where(c.group_id == group_id, among)):
             out[card] = CardWindow(np.frombuffer(times, dtype="<i8").astype(np.int64),
                                    np.frombuffer(amounts, dtype="<f8").astype(np.float64))
     return out
@@ -59,10 +67,10 @@ def load_older(conn: Connection, before: Mapping[str, int], lo_us: int
     carry no card and are not found)."""
     k = keyed_transactions.c
     rows: dict[str, list[tuple[int, float]]] = {}
-    for chunk in _chunks(sorted(before)):
+    for among in _among(conn, k.customer_id, before):
         for card, t, amount in conn.execute(
                 select(k.customer_id, k.time_us, k.amount)
-                .where(k.customer_id.in_(chunk), k.time_us > lo_us)
+                .where(among, k.time_us > lo_us)
                 .order_by(k.time_us, k.transaction_id)):
             if t < before[card]:
                 rows.setdefault(card, []).append((int(t), float(amount)))
@@ -103,10 +111,10 @@ def load_facts(conn: Connection, terminals: Iterable[str], lo_us: int, hi_us: in
         lc.transaction_id == k.transaction_id, lc.is_fraud == 1).scalar_subquery()
     ids, terms, times, known_at = [], [], [], []
     known: dict[str, int] = {}
-    for chunk in _chunks(sorted(set(terminals))):
+    for among in _among(conn, k.terminal_id, terminals):
         for tid, term, t, first in conn.execute(
                 select(k.transaction_id, k.terminal_id, k.time_us, first_fraud)
-                .where(k.terminal_id.in_(chunk), k.time_us > lo_us, k.time_us <= hi_us)):
+                .where(among, k.time_us > lo_us, k.time_us <= hi_us)):
             if tid not in exclude:
                 ids.append(tid)
                 terms.append(term)
@@ -131,9 +139,9 @@ def _known(conn: Connection, ids: list[str]) -> dict[str, int]:
     """When each of ``ids`` became known fraud: its first fraud label's ``observed_at``."""
     lc = labels.c
     out = {}
-    for chunk in _chunks(sorted(set(ids))):
+    for among in _among(conn, lc.transaction_id, ids):
         for tid, first in conn.execute(select(lc.transaction_id, func.min(lc.observed_at))
-                                       .where(lc.transaction_id.in_(chunk), lc.is_fraud == 1)
+                                       .where(among, lc.is_fraud == 1)
                                        .group_by(lc.transaction_id)):
             out[tid] = micros(first)
     return out
