@@ -98,7 +98,7 @@ def test_micros_is_timedeltas_floor_division_over_the_whole_datetime_range():
     zones = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=11))]
     span_us = 9_000 * 365 * 86_400 * 10**6  # years 2 .. ~9000
     whens = [datetime(2, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.randrange(span_us))
-             for _ in range(20_000)]
+             for _ in range(4_000)]
     whens += [datetime(1969, 12, 31, 23, 59, 59, 999_999), datetime(1970, 1, 1),
               datetime(2099, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)]
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
