@@ -73,6 +73,10 @@ def act_on_cases(engine: Engine, refs: Sequence[CaseRef], action: Action, actor:
     with engine.begin() as conn:
         if action == "assign":
             check_assignee(conn, assignee)
+        # Lock every selected case first, in id order, as the scorer's batch does (store.cases):
+        # a bulk request and a batch touching the same cards never wait on each other in a ring.
+        conn.execute(select(cases.c.id).where(cases.c.id.in_(sorted(r.case_id for r in refs)))
+                     .order_by(cases.c.id).with_for_update()).all()
         return [_apply(conn, ref, action, actor, options, marked, now) for ref in refs]
 
 
