@@ -34,7 +34,8 @@ class CardWindow:
 
     @property
     def latest(self) -> int:
-        return int(self.times.max()) if len(self.times) else -(1 << 62)
+        """The latest transaction's time (history order: the last)."""
+        return int(self.times[-1]) if len(self.times) else -(1 << 62)
 
 
 @dataclass(frozen=True)
