@@ -46,6 +46,9 @@ def test_shadow_version_resolution(small_csv, db_url, home):
 
 
 @pytest.mark.kafka
+# PostgreSQL only (the shadow's rows go through the binary COPY there; the decision rows' SQLite
+# path is checked by the parity tests): .ci/run's time.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_shadow_decisions_equal_offline_scoring_and_never_alert(
         kafka_bootstrap, new_topic, small_csv, db_url, home):
     engine = two_models(small_csv, db_url, home)
