@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from schemas.events import MAX_EVENT_BYTES
@@ -17,6 +18,18 @@ def reason_of(error: ValidationError) -> str:
     where = ".".join(str(p) for p in first.get("loc", ())) or "event"
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
     return f"{where}: {first['msg']}{more}"
+
+
+def json_object(value: bytes | None) -> dict[str, Any] | None:
+    """The JSON object ``value`` holds, if it is one and within :data:`MAX_EVENT_BYTES`; else
+    None (the fast paths' first step: anything else is left to the model)."""
+    if not value or len(value) > MAX_EVENT_BYTES:
+        return None
+    try:
+        event = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return event if type(event) is dict else None
 
 
 def validate_event(model: type[M], value: bytes | None) -> M | str:

@@ -19,12 +19,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
-from schemas.events import MAX_EVENT_BYTES, MAX_ID_LENGTH, dataset_seconds
+from schemas.events import MAX_ID_LENGTH, dataset_seconds
 from schemas.keyed import INPUT_KEYED, TransactionV2, wrong_input_reason
 from schemas.times import Horizon, from_micros, in_range_reason, micros
-from schemas.validation import validate_event
+from schemas.validation import json_object, validate_event
 
 #: The one ``event_time`` shape the fast path parses itself (what the simulator and replay
 #: write): ``YYYY-MM-DDTHH:MM:SS[.f{1,6}]`` then ``Z`` or ``±HH:MM``.
@@ -52,16 +50,14 @@ def _plain_id_ok(value: Any) -> bool:
 def fast_keyed(value: bytes | None) -> dict[str, Any] | None:
     """The event's fields if the fast path accepts it (types exactly right, a plain
     ``event_time``, no extra ``features``), else None: left to the model."""
-    if not value or len(value) > MAX_EVENT_BYTES:
+    event = json_object(value)
+    if event is None:
         return None
     try:
-        event = orjson.loads(value)
-        if type(event) is not dict:
-            return None
         version, amount, stamp = event["schema_version"], event["amount"], event["event_time"]
         label = event.get("is_fraud")
         ids = [event[name] for name in _ID_FIELDS]
-    except (orjson.JSONDecodeError, KeyError):
+    except KeyError:
         return None
     if not (type(version) is int and version == 2 and event.get("features") is None
             and (label is None or (type(label) is int and label in (0, 1)))
