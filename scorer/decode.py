@@ -81,8 +81,9 @@ def decode_one(value: bytes | None) -> dict[str, Any] | str:
     return result.model_dump()
 
 
-def _plainly_valid(value: bytes | None) -> dict[str, Any] | None:
-    """The parsed event if its types are exactly right (values are checked per batch)."""
+def _plainly_valid(value: bytes | None) -> tuple[dict[str, Any], tuple[Any, ...]] | None:
+    """The parsed event and its numeric fields (``EVENT_NUMBERS`` order) if its types are
+    exactly right (values are checked per batch)."""
     if not value or len(value) > MAX_EVENT_BYTES:
         return None
     try:
@@ -97,7 +98,7 @@ def _plainly_valid(value: bytes | None) -> dict[str, Any] | None:
     if (type(version) is int and version == 1 and type(tid) is str and 0 < len(tid) <= MAX_ID_LENGTH
             and _plain_id(tid) and (label is None or (type(label) is int and label in (0, 1)))
             and _NUMBER_TYPES.issuperset(map(type, numbers))):
-        return event
+        return event, numbers
     return None
 
 
@@ -112,10 +113,11 @@ def _fast_path(values: Sequence[bytes | None]
                ) -> tuple[list[dict[str, Any] | None], np.ndarray, dict[int, int]]:
     """:func:`fast_path`; the ``(k, 30)`` numeric fields of the values it parsed, and for each
     accepted value's position its row there."""
-    fast = [_plainly_valid(value) for value in values]
-    index = [i for i, event in enumerate(fast) if event is not None]
-    numbers = np.array([_numeric(fast[i]) for i in index], dtype=np.float64).reshape(
+    parsed = [_plainly_valid(value) for value in values]
+    index = [i for i, p in enumerate(parsed) if p is not None]
+    numbers = np.array([p[1] for p in parsed if p is not None], dtype=np.float64).reshape(
         len(index), len(EVENT_NUMBERS))
+    fast = [None if p is None else p[0] for p in parsed]
     if index:
         time_s = numbers[:, 0]
         bad = (~np.isfinite(numbers).all(axis=1) | (time_s < 0) | (time_s >= MAX_TIME_S)
@@ -130,6 +132,12 @@ def decode_batch(records: Sequence[Any], horizon: Horizon | None = None) -> Deco
     an event later than its :attr:`~Horizon.latest` is a dead letter too, with that reason."""
     fast, numbers, row_of = _fast_path([r.value for r in records])
     latest_s = horizon.latest_time_s if horizon is not None else float("inf")
+    if len(row_of) == len(records) and not (len(numbers) and numbers[:, 0].max() > latest_s):
+        # The usual batch: every event took the fast path and none is beyond the horizon, so
+        # the loop below would keep them all, in order, with ``numbers`` as they are. (An
+        # accepted time_s is finite and below MAX_TIME_S, so its float64 is the value itself.)
+        return DecodedBatch(events=fast, records=list(records),  # type: ignore[arg-type]
+                            numbers=numbers)
     batch = DecodedBatch()
     rows: list[int] = []  # the row in ``numbers`` of each valid event that took the fast path
     for position, (record, event) in enumerate(zip(records, fast, strict=True)):

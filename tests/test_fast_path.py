@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from schemas.events import MAX_ID_LENGTH
+from schemas.times import Horizon, event_time
 from scorer.decode import decode_batch, decode_one, fast_path
 from tests.test_decode_process import Record, event
 
@@ -97,3 +100,51 @@ def test_an_id_with_a_final_newline_is_refused_on_the_fast_path():
     batch = decode_batch(records)
     assert [e["transaction_id"] for e in batch.events] == ["ok-id"]
     assert [d.reason.split(":")[0] for d in batch.dead] == ["transaction_id"] * 2
+
+
+HORIZON = Horizon(datetime(2026, 12, 1, 12, 0, tzinfo=UTC), skew_s=3600.0)
+LATEST = HORIZON.latest_time_s
+# event times on both sides of the horizon, as floats and as integers, and right at it
+near_latest = st.one_of(st.floats(LATEST - 5, LATEST + 5), st.integers(int(LATEST) - 5,
+                                                                      int(LATEST) + 5),
+                        st.sampled_from([LATEST, math.nextafter(LATEST, math.inf)]))
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Mostly plainly valid events (so whole batches take the fast path), some beyond the
+    horizon, some anything the model may refuse."""
+    out = []
+    for i in range(draw(st.integers(1, 6))):
+        out.append(draw(events()) if draw(st.integers(0, 4)) == 0 else event(i))
+        if draw(st.booleans()):
+            out[-1]["time_s"] = draw(near_latest)
+    return out
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches())
+@example([event(1), event(2)])  # the whole batch on the fast path, none beyond the horizon
+@example([event(1), event(2, time_s=math.nextafter(LATEST, math.inf))])
+def test_decoding_a_batch_with_a_horizon_is_the_model_event_by_event(generated):
+    """decode_batch (its whole-batch shortcut included) keeps exactly the events the model
+    keeps, with the model's values, in order, with their own records; refuses the rest with the
+    model's or the horizon's reason; and its numeric columns are the model's values."""
+    records = [Record(encode(e), offset=i) for i, e in enumerate(generated)]
+    batch = decode_batch(records, HORIZON)
+    kept, dead = [], []
+    for record in records:
+        result = decode_one(record.value)
+        if not isinstance(result, str) and result["time_s"] > LATEST:
+            result = HORIZON.refusal("time_s", event_time(result["time_s"]))
+        (dead if isinstance(result, str) else kept).append((record.offset, result))
+    assert [r.offset for r in batch.records] == [offset for offset, _ in kept]
+    assert len(batch.events) == len(kept)
+    for fast_event, (_, model) in zip(batch.events, kept, strict=True):
+        assert same_values(fast_event, model), (fast_event, model)
+    assert [(d.record.offset, d.reason) for d in batch.dead] == dead
+    for name in NUMBER_FIELDS:
+        np.testing.assert_array_equal(batch.column(name), [m[name] for _, m in kept])
+    np.testing.assert_array_equal(batch.raw_matrix().reshape(len(kept), 29),
+                                  np.array([[m[k] for k in NUMBER_FIELDS[1:]] for _, m in kept],
+                                           dtype=np.float64).reshape(len(kept), 29))
