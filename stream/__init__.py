@@ -7,11 +7,12 @@ A part supplies a :class:`stream.contract.Pipeline` — a pure ``process(records
 batch's effects — and :class:`stream.consumer.SqlConsumer` runs it.
 """
 
-from stream.consumer import SqlConsumer
+from stream.consumer import SqlConsumer, freeze_start_up
 from stream.contract import BatchEffects, ConsumerConfig, ConsumerSummary, Pipeline
 from stream.deadletters import DeadLetter, Outgoing
 from stream.drained import Left, NotDrained, require_drained
 from stream.offsets import BatchSuperseded
 
 __all__ = ["BatchEffects", "BatchSuperseded", "ConsumerConfig", "ConsumerSummary", "DeadLetter",
-           "Left", "NotDrained", "Outgoing", "Pipeline", "SqlConsumer", "require_drained"]
+           "Left", "NotDrained", "Outgoing", "Pipeline", "SqlConsumer", "freeze_start_up",
+           "require_drained"]
