@@ -7,10 +7,11 @@ A part supplies a :class:`stream.contract.Pipeline` — a pure ``process(records
 batch's effects — and :class:`stream.consumer.SqlConsumer` runs it.
 """
 
-from stream.consumer import SqlConsumer, freeze_start_up
+from stream.consumer import SqlConsumer
 from stream.contract import BatchEffects, ConsumerConfig, ConsumerSummary, Pipeline
 from stream.deadletters import DeadLetter, Outgoing
 from stream.drained import Left, NotDrained, require_drained
+from stream.heap import freeze_start_up
 from stream.offsets import BatchSuperseded
 
 __all__ = ["BatchEffects", "BatchSuperseded", "ConsumerConfig", "ConsumerSummary", "DeadLetter",

@@ -15,7 +15,6 @@ dead-lettered by reference, so it never blocks its partition.
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import threading
@@ -34,6 +33,7 @@ from stream.contract import ConsumerConfig, ConsumerSummary, Pipeline
 from stream.deadletters import DeadLetter, Outgoing, dead_letter_message
 from stream.drained import DrainWatch
 from stream.faults import is_transient
+from stream.heap import freeze_start_up
 from stream.membership import MembershipWatch, in_group, replacement, retire
 
 if TYPE_CHECKING:
@@ -45,18 +45,6 @@ LAG_REFRESH_S = 5.0
 #: When a batch was deferred entirely, wait this long (seconds) before polling again.
 DEFER_PAUSE_S = 0.05
 T = TypeVar("T")
-
-
-def freeze_start_up() -> None:
-    """Take what start-up built (modules, the model, the clients; TensorFlow too in a process
-    that trained first) out of the cyclic garbage collector's scans, once per process, its
-    garbage collected first. A full collection then walks only what the loop made since, instead
-    of stalling a batch for ~50 ms (the scorer's ~80,000 start-up objects; ~0.5 s with
-    TensorFlow loaded). What is frozen is never collected as a cycle, so later calls (a process
-    that runs consumers one after another) do nothing."""
-    if gc.get_freeze_count() == 0:
-        gc.collect()
-        gc.freeze()
 
 
 class PermanentFault(Exception):

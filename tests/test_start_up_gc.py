@@ -1,5 +1,5 @@
 """The consumer takes what start-up built out of the cyclic garbage collector's scans, once per
-process (pure, no broker; in a fresh interpreter, since the collector is process-wide)."""
+process (stream.heap; pure, no broker; in a fresh interpreter: the collector is process-wide)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import gc
 import weakref
-from stream.consumer import freeze_start_up
+from stream.heap import freeze_start_up
 
 class Node:
     pass
