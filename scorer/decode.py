@@ -21,13 +21,12 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
-import orjson
 
-from schemas.events import ID_PATTERN, MAX_EVENT_BYTES, MAX_ID_LENGTH, TransactionV1
+from schemas.events import ID_PATTERN, MAX_ID_LENGTH, TransactionV1
 from schemas.features import EVENT_NUMBERS, raw_matrix_from_events
 from schemas.keyed import INPUT_V1, wrong_input_reason
 from schemas.times import MAX_TIME_S, Horizon, event_time
-from schemas.validation import validate_event
+from schemas.validation import json_object, validate_event
 from stream.deadletters import DeadLetter
 
 _numeric = itemgetter(*EVENT_NUMBERS)  # time_s, v1..v28, amount
@@ -84,16 +83,14 @@ def decode_one(value: bytes | None) -> dict[str, Any] | str:
 def _plainly_valid(value: bytes | None) -> tuple[dict[str, Any], tuple[Any, ...]] | None:
     """The parsed event and its numeric fields (``EVENT_NUMBERS`` order) if its types are
     exactly right (values are checked per batch)."""
-    if not value or len(value) > MAX_EVENT_BYTES:
+    event = json_object(value)
+    if event is None:
         return None
     try:
-        event = orjson.loads(value)
-        if type(event) is not dict:
-            return None
         version, tid, label = event["schema_version"], event["transaction_id"], event.get(
             "is_fraud")
         numbers = _numeric(event)
-    except (orjson.JSONDecodeError, KeyError):
+    except KeyError:
         return None
     if (type(version) is int and version == 1 and type(tid) is str and 0 < len(tid) <= MAX_ID_LENGTH
             and _plain_id(tid) and (label is None or (type(label) is int and label in (0, 1)))
