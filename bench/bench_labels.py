@@ -118,7 +118,7 @@ def main() -> None:
         topic = f"bench-labels-{uuid.uuid4().hex[:8]}"
         ensure_topics(bootstrap, {topic: 3, f"{topic}.dlq": 1})
         produced_s = produce(bootstrap, topic, label_payloads(args.rows))
-        bare, bare_s = bare_consumer_rate(bootstrap, topic, args.rows)
+        bare, bare_s, _ = bare_consumer_rate(bootstrap, topic, args.rows)
         for name, url in chosen:
             results[name] = sink_once(name, url, tmp, bootstrap, topic, args.rows, args)
 

@@ -108,7 +108,7 @@ def main() -> None:
         # scorer process never loads it) out of the garbage collector's scans, as the consumer
         # has it after its own start-up: a full collection would otherwise cost either ~0.5 s.
         freeze_start_up()
-        bare, bare_s = bare_consumer_rate(bootstrap, topic, sent)
+        bare, bare_s, bare_cpu = bare_consumer_rate(bootstrap, topic, sent)
         config = ScoreConfig(bootstrap=bootstrap, topic=topic, group_id=f"bench-{run}",
                              batch_size=args.batch_size, until_idle=3,
                              alerts_topic=f"{topic}.alerts", dlq_topic=f"{topic}.dlq")
@@ -117,6 +117,10 @@ def main() -> None:
             summary = scorer.run()
         naive = per_message_rate(bootstrap, topic, engine, home, args.baseline_events)
     assert summary.consumed == sent, (summary.consumed, sent)
+    # per CPU second of the process (the scorer's busy window, the drain's first to last
+    # record): what each costs, less swayed than events/s by what else the machine runs
+    bare_per_cpu = sent / bare_cpu if bare_cpu else 0.0
+    scorer_per_cpu = sent / summary.busy_cpu_seconds if summary.busy_cpu_seconds else 0.0
     result = {
         "events": sent,
         "bare_consumer_eps": round(bare),
@@ -125,6 +129,10 @@ def main() -> None:
         "scorer_seconds": round(summary.busy_seconds, 2),
         "per_message_eps": round(naive, 1),
         "scorer_vs_bare": round(summary.rate / bare, 3),
+        "bare_consumer_eps_per_cpu_s": round(bare_per_cpu),
+        "scorer_eps_per_cpu_s": round(scorer_per_cpu),
+        "scorer_vs_bare_per_cpu_s": round(scorer_per_cpu / bare_per_cpu, 3) if bare_per_cpu
+        else None,
         "scorer_vs_per_message": round(summary.rate / naive, 1),
         "flagged": summary.flagged,
         "batch_size": args.batch_size,
@@ -136,6 +144,9 @@ def main() -> None:
     print(f"(b) per-message baseline     {naive:>10,.1f} events/s  "
           f"(decode, predict 1 row, insert 1 row; {args.baseline_events} events)")
     print(f"scorer / bare consumer       {summary.rate / bare:>10.3f}")
+    if bare_per_cpu and scorer_per_cpu:
+        print(f"  per CPU second             {scorer_per_cpu / bare_per_cpu:>10.3f}  "
+              f"({scorer_per_cpu:,.0f} vs {bare_per_cpu:,.0f} events per CPU second)")
     print(f"scorer / per-message         {summary.rate / naive:>10.1f}x")
     print(json.dumps(result))
 

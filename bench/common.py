@@ -240,24 +240,27 @@ def score_run(engine: Any, model: Any, bootstrap: str, topic: str, expected: int
 # --------------------------------------------------------------------------- references
 
 
-def bare_consumer_rate(bootstrap: str, topic: str, expected: int) -> tuple[float, float]:
-    """(events/s, seconds) of a bare kafka-python group consumer polling ``expected`` records,
-    first to last (no decoding, no database)."""
+def bare_consumer_rate(bootstrap: str, topic: str, expected: int
+                       ) -> tuple[float, float, float]:
+    """(events/s, seconds, process CPU seconds) of a bare kafka-python group consumer polling
+    ``expected`` records, first to last (no decoding, no database). The CPU time is this whole
+    process's (kafka-python's IO thread included), like a consumer's ``busy_cpu_seconds``."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bare-{uuid.uuid4()}",
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              max_poll_records=2000, fetch_max_bytes=16 * 1024 * 1024)
-    seen, first = 0, None
+    seen, first, cpu_first = 0, None, 0.0
     while seen < expected:
         batch = consumer.poll(timeout_ms=1000, max_records=2000)
         n = sum(len(v) for v in batch.values())
         if n and first is None:
-            first = time.monotonic()
+            first, cpu_first = time.monotonic(), time.process_time()
         seen += n
     seconds = time.monotonic() - (first or time.monotonic())
+    cpu = time.process_time() - cpu_first
     consumer.close()
-    return expected / seconds, seconds
+    return expected / seconds, seconds, cpu
 
 
 # --------------------------------------------------------------------------- statistics
