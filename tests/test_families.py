@@ -261,6 +261,9 @@ print(json.dumps({"family": type(model.net).family, "scores": scores.tolist(), "
 """
 
 
+# One database (what is checked is the process without TensorFlow; the registry's reads on
+# both databases are checked by the registry tests): .ci/run's time.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_registered_models_load_and_score_in_a_process_without_tensorflow(csv, home, db_url):
     train(csv, epochs=2, seed=4, db=db_url)  # v1 dense (Keras, in this process)
     train(csv, family="xgboost", seed=4, db=db_url)  # v2 xgboost
