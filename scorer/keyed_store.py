@@ -9,13 +9,12 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine, String, any_, bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from schemas.behaviour import NEVER
 from schemas.times import micros
 from scorer.keyed_features import CardWindow, PartitionClock, Retention, TerminalFacts
-from store.bulk import insert_ignore, upsert
+from store.bulk import dialect_insert, insert_ignore, upsert
 from store.tables import card_retention, card_state, keyed_transactions, labels, stream_clocks
 
 _UNBOUNDED = 1 << 62
@@ -163,9 +162,8 @@ def write_state(conn: Connection, group_id: str, topic: str,
         ["latest_us", "times", "amounts"])
     insert_ignore(conn, keyed_transactions, facts)
     if clocks:  # one statement for every partition; a clock only moves forward
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         later = func.greatest if conn.dialect.name == "postgresql" else func.max
-        stmt = dialect.insert(stream_clocks)
+        stmt = dialect_insert(conn, stream_clocks)
         c = stream_clocks.c
         conn.execute(stmt.on_conflict_do_update(
             index_elements=[c.group_id, c.topic, c.partition],

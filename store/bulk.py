@@ -173,6 +173,11 @@ def _copy(conn: Connection, table: Table, target: str, rows: Columns) -> None:
                                   dialect=conn.dialect) from exc
 
 
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """``table``'s INSERT in the connection's dialect (one with ``on_conflict_do_*``)."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
 def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]] | Columns,
            keys: Sequence[str], update: Sequence[str]) -> None:
     """Insert ``rows`` into ``table``, or where a row with the same ``keys`` exists, set its
@@ -183,8 +188,7 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]] | C
     if not len(rows):
         return
     if conn.dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(table)
+        stmt = dialect_insert(conn, table)
         conn.execute(stmt.on_conflict_do_update(
             index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in update}),
             list(rows))
