@@ -168,7 +168,9 @@ def paced_run(engine: Any, env: dict[str, str], bootstrap: str, csv: Path, rate:
     return {"rate": round(rate), "events": n, "replay_rate": sent["rate"],
             "decisions": len(decided), "scored": summary["scored"],
             "p50_ms": round(percentile(paced, 50), 1), "p95_ms": round(percentile(paced, 95), 1),
-            "p99_ms": round(percentile(paced, 99), 1), "max_ms": round(paced[-1], 1)}
+            "p99_ms": round(percentile(paced, 99), 1), "max_ms": round(paced[-1], 1),
+            "batches": summary.get("batches"), "deferred": summary.get("deferred"),
+            "busy_cpu_seconds": summary.get("busy_cpu_seconds")}
 
 
 def first_offsets(produced: dict[tuple[int, int], float], k: int) -> set[tuple[int, int]]:

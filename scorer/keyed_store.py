@@ -8,32 +8,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, String, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, Engine, func, select
 
 from schemas.behaviour import NEVER
 from schemas.times import micros
 from scorer.keyed_features import CardWindow, PartitionClock, Retention, TerminalFacts
 from store.bulk import dialect_insert, insert_ignore, upsert
+from store.sets import among
 from store.tables import card_retention, card_state, keyed_transactions, labels, stream_clocks
 
 _UNBOUNDED = 1 << 62
-_CHUNK = 900  # ids per IN (...) (SQLite's variable limit is 999 on old builds)
-
-
-def _among(conn: Connection, column: Any, values: Iterable[str]) -> Iterable[Any]:
-    """Conditions "``column`` is one of ``values``", one per query to run: PostgreSQL, one
-    ``= ANY(array)`` with the values as a single parameter (an IN-list of 900 parameters cost
-    ~30 ms a query there); SQLite, an IN-list per chunk of :data:`_CHUNK` values."""
-    distinct = sorted(set(values))
-    if conn.dialect.name == "postgresql":
-        if distinct:
-            yield column == any_(bindparam(None, distinct, type_=ARRAY(String)))
-        return
-    for i in range(0, len(distinct), _CHUNK):
-        yield column.in_(distinct[i:i + _CHUNK])
-
-
 def load_clocks(conn: Connection, group_id: str, topic: str) -> dict[int, PartitionClock]:
     c = stream_clocks.c
     rows = conn.execute(select(c.partition, c.clock_us, c.bound_us).where(
@@ -44,9 +28,9 @@ def load_clocks(conn: Connection, group_id: str, topic: str) -> dict[int, Partit
 def load_cards(conn: Connection, group_id: str, cards: Iterable[str]) -> dict[str, CardWindow]:
     c = card_state.c
     out = {}
-    for among in _among(conn, c.customer_id, cards):
+    for where in among(conn, c.customer_id, cards):
         for card, times, amounts in conn.execute(select(c.customer_id, c.times, c.amounts)
-                                                 .where(c.group_id == group_id, among)):
+                                                 .where(c.group_id == group_id, where)):
             out[card] = CardWindow(np.frombuffer(times, dtype="<i8").astype(np.int64),
                                    np.frombuffer(amounts, dtype="<f8").astype(np.float64))
     return out
@@ -66,10 +50,10 @@ def load_older(conn: Connection, before: Mapping[str, int], lo_us: int
     carry no card and are not found)."""
     k = keyed_transactions.c
     rows: dict[str, list[tuple[int, float]]] = {}
-    for among in _among(conn, k.customer_id, before):
+    for where in among(conn, k.customer_id, before):
         for card, t, amount in conn.execute(
                 select(k.customer_id, k.time_us, k.amount)
-                .where(among, k.time_us > lo_us)
+                .where(where, k.time_us > lo_us)
                 .order_by(k.time_us, k.transaction_id)):
             if t < before[card]:
                 rows.setdefault(card, []).append((int(t), float(amount)))
@@ -110,10 +94,10 @@ def load_facts(conn: Connection, terminals: Iterable[str], lo_us: int, hi_us: in
         lc.transaction_id == k.transaction_id, lc.is_fraud == 1).scalar_subquery()
     ids, terms, times, known_at = [], [], [], []
     known: dict[str, int] = {}
-    for among in _among(conn, k.terminal_id, terminals):
+    for where in among(conn, k.terminal_id, terminals):
         for tid, term, t, first in conn.execute(
                 select(k.transaction_id, k.terminal_id, k.time_us, first_fraud)
-                .where(among, k.time_us > lo_us, k.time_us <= hi_us)):
+                .where(where, k.time_us > lo_us, k.time_us <= hi_us)):
             if tid not in exclude:
                 ids.append(tid)
                 terms.append(term)
@@ -138,9 +122,9 @@ def _known(conn: Connection, ids: list[str]) -> dict[str, int]:
     """When each of ``ids`` became known fraud: its first fraud label's ``observed_at``."""
     lc = labels.c
     out = {}
-    for among in _among(conn, lc.transaction_id, ids):
+    for where in among(conn, lc.transaction_id, ids):
         for tid, first in conn.execute(select(lc.transaction_id, func.min(lc.observed_at))
-                                       .where(among, lc.is_fraud == 1)
+                                       .where(where, lc.is_fraud == 1)
                                        .group_by(lc.transaction_id)):
             out[tid] = micros(first)
     return out

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Integer
 
+from store.sets import among
 from store.tables import alerts, cases, desk_audit, labels
 
 #: The disposition of an alert a chargeback settled (analysts' are in ``desk.work``).
@@ -37,7 +38,6 @@ CHARGEBACK = "chargeback"
 SYSTEM = "system"
 #: The disposition of a case closed because every one of its alerts was closed elsewhere.
 SETTLED = "settled"
-_CHUNK = 500
 _LOCK_NAMESPACE = 0x5E77  # the first key of settlement's advisory locks
 
 
@@ -52,11 +52,6 @@ def _lock(conn: Connection, ids: Sequence[str]) -> None:
                  {"ns": _LOCK_NAMESPACE, "keys": keys})
 
 
-def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield ids[start:start + _CHUNK]
-
-
 def chargeback_ids(rows: Iterable[dict[str, Any]]) -> list[str]:
     """The transaction ids of label rows that are chargebacks saying fraud (deduplicated)."""
     return sorted({r["transaction_id"] for r in rows
@@ -67,11 +62,10 @@ def _current_chargebacks(conn: Connection, ids: Sequence[str]) -> dict[str, dict
     """``{transaction_id: label}`` of those of ``ids`` whose current label (latest
     ``observed_at``, then arrival: :mod:`store.truth`'s rule) is a chargeback saying fraud."""
     latest: dict[str, Any] = {}
-    for chunk in _chunks(ids):
+    for where in among(conn, labels.c.transaction_id, ids):
         rows = conn.execute(
             select(labels.c.transaction_id, labels.c.label_id, labels.c.is_fraud,
-                   labels.c.source, labels.c.observed_at, labels.c.seq)
-            .where(labels.c.transaction_id.in_(chunk)))
+                   labels.c.source, labels.c.observed_at, labels.c.seq).where(where))
         for r in rows:
             best = latest.get(r.transaction_id)
             if best is None or (r.observed_at, r.seq) > (best.observed_at, best.seq):
@@ -88,17 +82,19 @@ def settle_by_chargeback(conn: Connection, transaction_ids: Iterable[str],
     if not ids:
         return 0
     _lock(conn, ids)
-    touched = lock_cases_of(conn, ids)
+    # Usually none has a chargeback yet (the alert is new): one statement, nothing locked.
+    truth = _current_chargebacks(conn, ids)
+    if not truth:
+        return 0
+    touched = lock_cases_of(conn, sorted(truth))
     a = alerts.c
     unclosed = []
-    for chunk in _chunks(ids):
+    for where in among(conn, a.transaction_id, truth):
         unclosed += conn.execute(
             select(a.transaction_id, a.model_version, a.status, a.assignee, a.revision)
-            .where(a.transaction_id.in_(chunk), a.status != "closed")
-            .with_for_update()).all()
+            .where(where, a.status != "closed").with_for_update()).all()
     if not unclosed:
         return 0
-    truth = _current_chargebacks(conn, sorted({r.transaction_id for r in unclosed}))
     now = now or datetime.now(UTC)
     settled = 0
     for row in unclosed:
@@ -129,9 +125,9 @@ def lock_cases_of(conn: Connection, transaction_ids: Sequence[str]) -> list[int]
     of ``transaction_ids``, before their alerts are locked; returns their ids."""
     a, c = alerts.c, cases.c
     found: set[int] = set()
-    for chunk in _chunks(sorted(set(transaction_ids))):
+    for where in among(conn, a.transaction_id, transaction_ids):
         found.update(conn.execute(select(a.case_id).where(
-            a.transaction_id.in_(chunk), a.status != "closed", a.case_id.is_not(None))).scalars())
+            where, a.status != "closed", a.case_id.is_not(None))).scalars())
     if not found:
         return []
     return list(conn.execute(select(c.id).where(c.id.in_(sorted(found)), c.status != "closed")
