@@ -27,13 +27,13 @@ from sqlalchemy import Connection, Engine
 from schemas.behaviour import BehaviourSpec
 from schemas.times import DEFAULT_MAX_FUTURE_SKEW_S, Horizon
 from scorer.decode import DecodedBatch
-from scorer.keyed_decode import decode_keyed_batch
+from scorer.keyed_decode import keyed_decoder
 from scorer.keyed_features import (
     CardWindow,
     PartitionClock,
     Retention,
     batch_inputs,
-    ready,
+    ready_before,
     retention_for,
     retention_us,
     terminal_span_us,
@@ -76,22 +76,25 @@ class Plan:
 
 
 def plan_batch(specs: Sequence[BehaviourSpec], records: Sequence[Any],
-               decoded: Sequence[dict[str, Any] | str], clocks: Mapping[int, PartitionClock],
-               partitions: Sequence[int], lateness_us: int,
-               labels_until_us: int | None = None) -> Plan:
-    """Split a batch (pure): bad events and events later than the allowed lateness behind
-    their partition's clock are dead letters; an event whose terminal windows (for any model of
-    ``specs``: production's, a shadow's) are not closed yet stops its partition there
-    (deferred); the rest is scored."""
+               decode: Callable[[Any], dict[str, Any] | str],
+               clocks: Mapping[int, PartitionClock], partitions: Sequence[int],
+               lateness_us: int, labels_until_us: int | None = None) -> Plan:
+    """Split a batch (pure): bad events (``decode``: a record's fields or the reason it is
+    bad) and events later than the allowed lateness behind their partition's clock are dead
+    letters; an event whose terminal windows (for any model of ``specs``: production's, a
+    shadow's) are not closed yet stops its partition there (deferred: its later records are
+    not even decoded); the rest is scored."""
     plan = Plan()
     clock = {p: c.clock_us for p, c in clocks.items()}
     waiting: dict[int, int] = {}
     touched: set[int] = set()
-    for record, event in zip(records, decoded, strict=True):
+    limits: dict[int, int | None] = {}  # per partition: events before it are ready
+    for record in records:
         p, tp = record.partition, (record.topic, record.partition)
         if tp in plan.deferred:
             continue
         touched.add(p)
+        event = decode(record)
         if isinstance(event, str):
             plan.dead.append(DeadLetter(record, event))
             continue
@@ -101,7 +104,9 @@ def plan_batch(specs: Sequence[BehaviourSpec], records: Sequence[Any],
                 f"event_time: {(now - t) / 3.6e9:.2f} h before its partition's clock, more "
                 f"than the allowed lateness ({lateness_us / 3.6e9:g} h): out of order")))
             continue
-        if not ready(specs, t, p, clocks, partitions, labels_until_us):
+        if p not in limits:
+            limits[p] = ready_before(specs, p, clocks, partitions, labels_until_us)
+        if (limit := limits[p]) is not None and t >= limit:
             plan.deferred[tp] = record.offset
             waiting[p] = t
             continue
@@ -178,11 +183,10 @@ class KeyedPipeline:
             self.shadow.version != self.model.version else None
         specs = [spec] if shadow is None else [spec, shadow.contract.spec]
         horizon = Horizon.from_wall_clock(self.max_future_skew_s)
-        decoded = decode_keyed_batch(records, horizon)
         mark = None if self.label_mark is None else self.label_mark()
         with self.engine.connect() as conn:  # the batch's reads: one connection, no I/O between
             clocks = load_clocks(conn, self.group_id, self.topic)
-            plan = plan_batch(specs, records, decoded, clocks, self.partitions(),
+            plan = plan_batch(specs, records, keyed_decoder(horizon), clocks, self.partitions(),
                               self.lateness_us, mark)
             events = plan.events
             stored = load_retention(conn, self.group_id)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from schemas.events import MAX_ID_LENGTH, dataset_seconds
@@ -89,10 +90,14 @@ def decode_keyed(record: Any, horizon: Horizon) -> dict[str, Any] | str:
     return _decode(record, horizon, micros(horizon.latest))
 
 
+def keyed_decoder(horizon: Horizon) -> Callable[[Any], dict[str, Any] | str]:
+    """:func:`decode_keyed` with ``horizon`` fixed (for the records of one batch)."""
+    return partial(_decode, horizon=horizon, latest_us=micros(horizon.latest))
+
+
 def decode_keyed_batch(records: Sequence[Any], horizon: Horizon) -> list[dict[str, Any] | str]:
     """:func:`decode_keyed` of each record, in order."""
-    latest_us = micros(horizon.latest)
-    return [_decode(record, horizon, latest_us) for record in records]
+    return list(map(keyed_decoder(horizon), records))
 
 
 def _decode(record: Any, horizon: Horizon, latest_us: int) -> dict[str, Any] | str:

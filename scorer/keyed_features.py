@@ -107,21 +107,23 @@ def terminal_span_us(specs: Sequence[BehaviourSpec], times: np.ndarray) -> tuple
             int(times.max()) - min(s.delay_days for s in specs) * DAY_US)
 
 
-def ready(specs: Sequence[BehaviourSpec], time_us: int, partition: int,
-          clocks: Mapping[int, PartitionClock], partitions: Sequence[int],
-          labels_until_us: int | None = None) -> bool:
-    """May an event of ``partition`` at ``time_us`` be scored now (by every model of
-    ``specs``)? Its terminal windows end at ``time_us - D``: every other partition must have
-    committed everything up to there (its bound is later), so that nothing still to come could
-    fall inside them; and with ``labels_until_us`` (the label sink has stored every label
-    observed before it) the frauds known by ``time_us`` must all be in the store."""
+def ready_before(specs: Sequence[BehaviourSpec], partition: int,
+                 clocks: Mapping[int, PartitionClock], partitions: Sequence[int],
+                 labels_until_us: int | None = None) -> int | None:
+    """The event time (µs, exclusive) before which an event of ``partition`` may be scored now
+    by every model of ``specs`` (None: any time). Its terminal windows end at ``time_us - D``:
+    every other partition must have committed everything up to there (its bound is later), so
+    that nothing still to come could fall inside them — the earliest other bound plus the
+    shortest D; and with ``labels_until_us`` (the label sink has stored every label observed
+    before it) the frauds known by ``time_us`` must all be in the store."""
     delays = [s.delay_days for s in specs if s.terminal_windows_days]
     if not delays:
-        return True
-    if labels_until_us is not None and time_us >= labels_until_us:
-        return False
-    end = time_us - min(delays) * DAY_US
-    return all(q == partition or (q in clocks and clocks[q].bound_us > end) for q in partitions)
+        return None
+    limits = [] if labels_until_us is None else [labels_until_us]
+    for q in partitions:
+        if q != partition:
+            limits.append(clocks[q].bound_us + min(delays) * DAY_US if q in clocks else _NO_TIME)
+    return min(limits, default=None)
 
 
 def batch_inputs(spec: BehaviourSpec, events: Sequence[Mapping[str, Any]],
@@ -181,19 +183,30 @@ def batch_inputs(spec: BehaviourSpec, events: Sequence[Mapping[str, Any]],
 def updated_cards(events: Sequence[Mapping[str, Any]], cards: Mapping[str, CardWindow],
                   keep_us: int) -> dict[str, CardWindow]:
     """The new window of every card of ``events``: its stored transactions and the batch's, in
-    history order, without those older than ``keep_us`` before its latest one."""
-    grouped: dict[str, list[Mapping[str, Any]]] = {}
-    for e in events:
-        grouped.setdefault(e["customer_id"], []).append(e)
-    out = {}
-    for card, mine in grouped.items():
-        old = cards.get(card, CardWindow(EMPTY_I, EMPTY_F))
-        new_times = [e["time_us"] for e in mine]
-        times = np.concatenate([old.times, new_times]).astype(np.int64)
-        amounts = np.concatenate([old.amounts, [e["amount"] for e in mine]]).astype(np.float64)
-        if not (len(mine) == 1 and (not len(old.times) or new_times[0] >= old.times[-1])):
-            order = np.argsort(times, kind="stable")  # (one event after the rest: in order)
-            times, amounts = times[order], amounts[order]
-        first = int(np.searchsorted(times, times[-1] - keep_us, side="right"))  # > latest - keep
-        out[card] = CardWindow(times[first:], amounts[first:])
-    return out
+    history order (ties: stored first, then the batch's in partition order), without those at
+    or before ``keep_us`` before its latest one. One stable sort of the whole batch by (card,
+    time), not one per card."""
+    n = len(events)
+    if n == 0:
+        return {}
+    customers = [e["customer_id"] for e in events]
+    names = list(dict.fromkeys(customers))  # card code = position
+    code = {card: i for i, card in enumerate(names)}
+    stored = [cards.get(card) for card in names]
+    lengths = np.array([0 if w is None else len(w.times) for w in stored], dtype=np.int64)
+    times = np.concatenate([*(w.times for w in stored if w is not None),
+                            np.fromiter((e["time_us"] for e in events), np.int64, n)])
+    amounts = np.concatenate([*(w.amounts for w in stored if w is not None),
+                              np.fromiter((e["amount"] for e in events), np.float64, n)])
+    codes = np.concatenate([np.repeat(np.arange(len(names)), lengths),
+                            np.fromiter(map(code.__getitem__, customers), np.int64, n)])
+    order = np.lexsort((times, codes))  # stable: stored rows first, then the batch's order
+    times, amounts, codes = times[order], amounts[order].astype(np.float64), codes[order]
+    stops = np.cumsum(np.bincount(codes, minlength=len(names)))
+    latest = times[stops - 1]
+    keep = times > (latest - keep_us)[codes]
+    times, amounts = times[keep].astype(np.int64), amounts[keep]
+    stops = np.cumsum(np.bincount(codes[keep], minlength=len(names))).tolist()
+    starts = [0, *stops[:-1]]
+    return {card: CardWindow(times[a:b], amounts[a:b])
+            for card, a, b in zip(names, starts, stops, strict=True)}

@@ -42,7 +42,7 @@ _PG_EPOCH_US = 946_684_800_000_000
 
 _Processor = Callable[[Any], Any] | None
 # per engine: {(table, column names): what a batch needs} — built once, reused every batch
-_prepared: weakref.WeakKeyDictionary[Engine, dict[tuple[str, tuple[str, ...]], Any]] = \
+_prepared: weakref.WeakKeyDictionary[Engine, dict[tuple[Any, ...], Any]] = \
     weakref.WeakKeyDictionary()
 
 
@@ -61,16 +61,19 @@ def insert_ignore(conn: Connection, table: Table,
     conn.execute(postgresql.insert(table).on_conflict_do_nothing(), list(columns))
 
 
-def _cache(conn: Connection) -> dict[tuple[str, tuple[str, ...]], Any]:
+def _cache(conn: Connection) -> dict[tuple[Any, ...], Any]:
     return _prepared.setdefault(conn.engine, {})
 
 
-def _sqlite_insert(conn: Connection, table: Table, rows: Columns) -> None:
+def _sqlite_insert(conn: Connection, table: Table, rows: Columns,
+                   update: tuple[tuple[str, ...], tuple[str, ...]] | None = None) -> None:
+    """One prepared ``INSERT … ON CONFLICT DO NOTHING`` (``update``: (keys, columns), ``DO
+    UPDATE SET`` those columns instead) run by the driver's ``executemany``."""
     names = tuple(rows.names)
     cache = _cache(conn)
-    key = (table.name, names)
+    key = (table.name, names) if update is None else (table.name, names, *update)
     if key not in cache:
-        compiled = sqlite.insert(table).on_conflict_do_nothing().compile(
+        compiled = _sqlite_statement(table, update).compile(
             dialect=conn.dialect, column_keys=list(names))
         order = [table.c[name] for name in compiled.positiontup or ()]
         if sorted(c.name for c in order) != sorted(names) or any(
@@ -82,12 +85,22 @@ def _sqlite_insert(conn: Connection, table: Table, rows: Columns) -> None:
             cache[key] = (str(compiled), [c.name for c in order], processors)
     prepared = cache[key]
     if prepared is None:
-        conn.execute(sqlite.insert(table).on_conflict_do_nothing(), list(rows))
+        conn.execute(_sqlite_statement(table, update), list(rows))
         return
     sql, order_names, processors = prepared
     columns = [_storage_column(rows[name], processor)
                for name, processor in zip(order_names, processors, strict=True)]
     conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+def _sqlite_statement(table: Table,
+                      update: tuple[tuple[str, ...], tuple[str, ...]] | None) -> Any:
+    stmt = sqlite.insert(table)
+    if update is None:
+        return stmt.on_conflict_do_nothing()
+    keys, columns = update
+    return stmt.on_conflict_do_update(index_elements=list(keys),
+                                      set_={c: stmt.excluded[c] for c in columns})
 
 
 def _storage_column(values: Column, processor: _Processor) -> Sequence[Any]:
@@ -184,10 +197,14 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]] | C
     ``update`` columns to the new values (no two rows may share ``keys``). PostgreSQL, from
     :data:`COPY_MIN_ROWS` rows: binary-COPY into a session staging table like ``table`` (its
     rows deleted at commit), then one ``INSERT … SELECT … ON CONFLICT DO UPDATE``; otherwise
-    one ``INSERT … ON CONFLICT DO UPDATE`` executed for all rows."""
+    one ``INSERT … ON CONFLICT DO UPDATE`` executed for all rows (SQLite: prepared once, run by
+    the driver's ``executemany``, as :func:`insert_ignore`)."""
     if not len(rows):
         return
-    if conn.dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
+    if conn.dialect.name != "postgresql":
+        _sqlite_insert(conn, table, as_columns(rows), (tuple(keys), tuple(update)))
+        return
+    if len(rows) < COPY_MIN_ROWS:
         stmt = dialect_insert(conn, table)
         conn.execute(stmt.on_conflict_do_update(
             index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in update}),
