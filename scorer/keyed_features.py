@@ -22,7 +22,6 @@ from schemas.behaviour import DAY_US, NEVER, BehaviourSpec, History, compute
 
 _NO_TIME = -(1 << 62)
 EMPTY_I = np.zeros(0, dtype=np.int64)
-EMPTY_F = np.zeros(0, dtype=np.float64)
 
 
 @dataclass(frozen=True)

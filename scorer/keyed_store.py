@@ -18,6 +18,8 @@ from store.sets import among
 from store.tables import card_retention, card_state, keyed_transactions, labels, stream_clocks
 
 _UNBOUNDED = 1 << 62
+
+
 def load_clocks(conn: Connection, group_id: str, topic: str) -> dict[int, PartitionClock]:
     c = stream_clocks.c
     rows = conn.execute(select(c.partition, c.clock_us, c.bound_us).where(
