@@ -169,7 +169,7 @@ def paced_run(engine: Any, env: dict[str, str], bootstrap: str, csv: Path, rate:
             "decisions": len(decided), "scored": summary["scored"],
             "p50_ms": round(percentile(paced, 50), 1), "p95_ms": round(percentile(paced, 95), 1),
             "p99_ms": round(percentile(paced, 99), 1), "max_ms": round(paced[-1], 1),
-            "batches": summary.get("batches"), "deferred": summary.get("deferred"),
+            "deferred": summary.get("deferred"),
             "busy_cpu_seconds": summary.get("busy_cpu_seconds")}
 
 

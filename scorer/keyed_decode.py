@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -84,20 +84,11 @@ def model_keyed(value: bytes | None) -> dict[str, Any] | str:
                    result.amount, result.event_time, result.is_fraud)
 
 
-def decode_keyed(record: Any, horizon: Horizon) -> dict[str, Any] | str:
-    """A keyed record's fields, or the reason it cannot be scored by a keyed model (dated
-    beyond ``horizon``, or not keyed by its ``customer_id``, included)."""
-    return _decode(record, horizon, micros(horizon.latest))
-
-
 def keyed_decoder(horizon: Horizon) -> Callable[[Any], dict[str, Any] | str]:
-    """:func:`decode_keyed` with ``horizon`` fixed (for the records of one batch)."""
+    """The decoder of keyed records under ``horizon`` (one per batch): a record's fields, or
+    the reason it cannot be scored by a keyed model (dated beyond ``horizon``, or not keyed by
+    its ``customer_id``, included)."""
     return partial(_decode, horizon=horizon, latest_us=micros(horizon.latest))
-
-
-def decode_keyed_batch(records: Sequence[Any], horizon: Horizon) -> list[dict[str, Any] | str]:
-    """:func:`decode_keyed` of each record, in order."""
-    return list(map(keyed_decoder(horizon), records))
 
 
 def _decode(record: Any, horizon: Horizon, latest_us: int) -> dict[str, Any] | str:

@@ -118,10 +118,11 @@ def ready_before(specs: Sequence[BehaviourSpec], partition: int,
     delays = [s.delay_days for s in specs if s.terminal_windows_days]
     if not delays:
         return None
+    delay_us = min(delays) * DAY_US
     limits = [] if labels_until_us is None else [labels_until_us]
     for q in partitions:
         if q != partition:
-            limits.append(clocks[q].bound_us + min(delays) * DAY_US if q in clocks else _NO_TIME)
+            limits.append(clocks[q].bound_us + delay_us if q in clocks else _NO_TIME)
     return min(limits, default=None)
 
 
@@ -200,11 +201,11 @@ def updated_cards(events: Sequence[Mapping[str, Any]], cards: Mapping[str, CardW
     codes = np.concatenate([np.repeat(np.arange(len(names)), lengths),
                             np.fromiter(map(code.__getitem__, customers), np.int64, n)])
     order = np.lexsort((times, codes))  # stable: stored rows first, then the batch's order
-    times, amounts, codes = times[order], amounts[order].astype(np.float64), codes[order]
+    times, amounts, codes = times[order], amounts[order], codes[order]
     stops = np.cumsum(np.bincount(codes, minlength=len(names)))
     latest = times[stops - 1]
     keep = times > (latest - keep_us)[codes]
-    times, amounts = times[keep].astype(np.int64), amounts[keep]
+    times, amounts = times[keep], amounts[keep]
     stops = np.cumsum(np.bincount(codes[keep], minlength=len(names))).tolist()
     starts = [0, *stops[:-1]]
     return {card: CardWindow(times[a:b], amounts[a:b])

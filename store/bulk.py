@@ -58,7 +58,7 @@ def insert_ignore(conn: Connection, table: Table,
         return
     if len(columns) >= COPY_MIN_ROWS and _copied(conn, table, columns):
         return
-    conn.execute(postgresql.insert(table).on_conflict_do_nothing(), list(columns))
+    conn.execute(_conflict_insert(postgresql, table, None), list(columns))
 
 
 def _cache(conn: Connection) -> dict[tuple[Any, ...], Any]:
@@ -73,7 +73,7 @@ def _sqlite_insert(conn: Connection, table: Table, rows: Columns,
     cache = _cache(conn)
     key = (table.name, names) if update is None else (table.name, names, *update)
     if key not in cache:
-        compiled = _sqlite_statement(table, update).compile(
+        compiled = _conflict_insert(sqlite, table, update).compile(
             dialect=conn.dialect, column_keys=list(names))
         order = [table.c[name] for name in compiled.positiontup or ()]
         if sorted(c.name for c in order) != sorted(names) or any(
@@ -85,7 +85,7 @@ def _sqlite_insert(conn: Connection, table: Table, rows: Columns,
             cache[key] = (str(compiled), [c.name for c in order], processors)
     prepared = cache[key]
     if prepared is None:
-        conn.execute(_sqlite_statement(table, update), list(rows))
+        conn.execute(_conflict_insert(sqlite, table, update), list(rows))
         return
     sql, order_names, processors = prepared
     columns = [_storage_column(rows[name], processor)
@@ -93,9 +93,11 @@ def _sqlite_insert(conn: Connection, table: Table, rows: Columns,
     conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
-def _sqlite_statement(table: Table,
-                      update: tuple[tuple[str, ...], tuple[str, ...]] | None) -> Any:
-    stmt = sqlite.insert(table)
+def _conflict_insert(dialect: Any, table: Table,
+                     update: tuple[tuple[str, ...], tuple[str, ...]] | None) -> Any:
+    """``table``'s INSERT in ``dialect`` (the ``postgresql`` or ``sqlite`` module) that skips a
+    row whose key exists, or with ``update`` ((keys, columns)) sets those columns instead."""
+    stmt = dialect.insert(table)
     if update is None:
         return stmt.on_conflict_do_nothing()
     keys, columns = update
@@ -205,10 +207,8 @@ def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]] | C
         _sqlite_insert(conn, table, as_columns(rows), (tuple(keys), tuple(update)))
         return
     if len(rows) < COPY_MIN_ROWS:
-        stmt = dialect_insert(conn, table)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in update}),
-            list(rows))
+        conn.execute(_conflict_insert(postgresql, table, (tuple(keys), tuple(update))),
+                     list(rows))
         return
     columns = as_columns(rows)
     staging = f"staging_{table.name}"

@@ -86,7 +86,7 @@ def settle_by_chargeback(conn: Connection, transaction_ids: Iterable[str],
     truth = _current_chargebacks(conn, ids)
     if not truth:
         return 0
-    touched = lock_cases_of(conn, sorted(truth))
+    touched = lock_cases_of(conn, list(truth))
     a = alerts.c
     unclosed = []
     for where in among(conn, a.transaction_id, truth):

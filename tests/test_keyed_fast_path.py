@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from schemas.times import Horizon
-from scorer.keyed_decode import decode_keyed_batch, fast_keyed, model_keyed
+from scorer.keyed_decode import fast_keyed, keyed_decoder, model_keyed
 from tests.test_decode_process import Record
 from tests.test_fast_path import flags, ids, numbers
 
@@ -135,7 +135,7 @@ def test_keyed_fast_path_decodes_exactly_as_the_schema(generated):
     # the whole decoder gives, record by record, what the model alone gives
     records = [Record(v, offset=i, key=str(e.get("customer_id")).encode())
                for i, (v, (e, _)) in enumerate(zip(values, generated, strict=True))]
-    decoded = decode_keyed_batch(records, FAR)
+    decoded = list(map(keyed_decoder(FAR), records))
     for value, got in zip(values, decoded, strict=True):
         want = model_keyed(value)
         assert (got == want if isinstance(want, str) else
@@ -157,7 +157,7 @@ def test_the_checks_after_decoding_hold_on_both_paths():
                    Record(encode({**base, "event_time": replay_time(now), **extra}), key=b"d"),
                    Record(encode({**base, "event_time": replay_time(now), **extra}), key=None),
                    Record(encode({**base, "event_time": replay_time(now), **extra}), key=b"c")]
-        got = decode_keyed_batch(records, horizon)
+        got = list(map(keyed_decoder(horizon), records))
         assert got[0].startswith("event_time: 2024-05-01T02:00:00+00:00 is more than 1h ahead")
         assert got[1].startswith("message key: 'd', but a keyed event must be keyed by its "
                                  "customer_id ('c')")

@@ -1,5 +1,5 @@
 """Retraining from the stream on keyed data: the ``transaction.v2`` events read back from the
-transactions topic, decoded as the keyed scorer decodes them (:func:`scorer.decode_keyed`),
+transactions topic, decoded as the keyed scorer decodes them (:func:`scorer.keyed_decoder`),
 windowed by event time and by maturity as the ULB path is (:mod:`trainer.retrain`), labelled from
 the label store (the latest label wins; unlabelled mature events are genuine), and each fraud
 known from its first fraud label's ``observed_at`` (:func:`scorer.fraud_known`, the rule the
@@ -45,16 +45,16 @@ def keyed_stream_data(engine: Any, opts: Any, records: Sequence[Any]
     (window, clock, maturity, labels, dead letters, synthetic header). ``opts``: the round's
     :class:`trainer.retrain.RetrainOptions`."""
     from schemas.provenance import synthetic_share
-    from scorer import decode_keyed, fraud_known
+    from scorer import fraud_known, keyed_decoder
     from store.counts import maturity_cutoff, stream_clock
     from store.truth import truth_of
     from trainer.retrain import _bounds, _window_dict
 
-    horizon = Horizon.from_wall_clock()
+    decode = keyed_decoder(Horizon.from_wall_clock())
     events, kept, seen, dead = [], [], set(), 0
     # per partition in offset order, so that a card's events keep their order at equal times
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        event = decode_keyed(record, horizon)
+        event = decode(record)
         if isinstance(event, str):
             dead += 1
         elif event["transaction_id"] not in seen:  # a re-sent event counts once
