@@ -15,13 +15,16 @@ case closed and opens a new one. Either way a late alert is never closed unseen.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Executable,
     FromClause,
     Integer,
     Select,
@@ -55,48 +58,77 @@ def attach_to_cases(conn: Connection, alert_rows: Iterable[Mapping[str, Any]],
     holding one makes the batch wait, then find it closed); then, on both databases, the
     batch's alerts are added to those cases, cases are opened for the other cards, and the
     alerts point at their card's open case. The batch's alert keys travel as parameters
-    (PostgreSQL arrays, a JSON text on SQLite), not as one statement per card."""
+    (PostgreSQL arrays, a JSON text on SQLite), not as one statement per card; the statements
+    are built once per dialect (:func:`_attach_statements`), since building them cost more than
+    running them."""
     keys = sorted({(row["transaction_id"], int(row["model_version"])) for row in alert_rows
                    if row.get("card_id")})
     if not keys:
         return {}
+    now = now or datetime.now(UTC)
+    dialect = conn.dialect.name
+    params: dict[str, Any] = {"now": now}
+    if dialect == "postgresql":
+        params |= {"tids": [k[0] for k in keys], "vers": [k[1] for k in keys]}
+    else:
+        params["pairs"] = json.dumps(keys)
+    statements = _attach_statements(dialect)
+    if statements.lock is not None:  # wait for a desk holding one of them, then hold them
+        conn.execute(statements.lock, params)
+    conn.execute(statements.add, params)
+    conn.execute(statements.open, params)
+    attached = conn.execute(statements.attach, params).all()
+    touched = {r.card_id: int(r.case_id) for r in attached}
+    unsettled = {r.card_id for r in attached if r.status != "closed"}
+    close_settled(conn, [case_id for card, case_id in touched.items() if card not in unsettled],
+                  now)
+    return touched
+
+
+@dataclass(frozen=True)
+class _Attach:
+    """:func:`attach_to_cases`'s statements, parameters ``now`` and the batch's keys."""
+
+    lock: Executable | None  # PostgreSQL only
+    add: Executable
+    open: Executable
+    attach: Executable
+
+
+@functools.cache
+def _attach_statements(dialect: str) -> _Attach:
     a, c = alerts.c, cases.c
-    batch = _keys(conn, keys)
+    batch = _keys(dialect)
     # (``case_id + 0``: not an index term, so SQLite finds the batch's alerts by their keys
     # rather than going through every alert without a case, such as every ULB alert)
     mine = (tuple_(a.transaction_id, a.model_version).in_(select(batch.c.tid, batch.c.ver)),
             (a.case_id + 0).is_(None), a.card_id.is_not(None))
     fresh = select(a.card_id, a.score, a.amount, a.time_s).where(*mine)
     per_card = _per_card(fresh)
-    now = now or datetime.now(UTC)
-    if conn.dialect.name == "postgresql":  # wait for a desk holding one of them, then hold them
-        conn.execute(select(c.id).where(c.card_id.in_(select(fresh.subquery().c.card_id)),
-                                        c.status != "closed")
-                     .order_by(c.id).with_for_update(of=cases))
+    lock = None
+    if dialect == "postgresql":
+        lock = (select(c.id).where(c.card_id.in_(select(fresh.subquery().c.card_id)),
+                                   c.status != "closed")
+                .order_by(c.id).with_for_update(of=cases))
     f = per_card.subquery()
-    conn.execute(update(cases).where(c.card_id == f.c.card_id, c.status != "closed").values(
+    stamp = bindparam("now", type_=c.opened_at.type)
+    add = update(cases).where(c.card_id == f.c.card_id, c.status != "closed").values(
         max_score=case((c.max_score < f.c.top, f.c.top), else_=c.max_score),
         n_alerts=c.n_alerts + f.c.n, amount=c.amount + f.c.total,
         first_time_s=case((c.first_time_s > f.c.first, f.c.first), else_=c.first_time_s),
         last_time_s=case((c.last_time_s < f.c.last, f.c.last), else_=c.last_time_s),
-        updated_at=now, revision=c.revision + 1))
-    stamp = bindparam("now", now, type_=c.opened_at.type)
+        updated_at=stamp, revision=c.revision + 1)
     opened = (per_card.add_columns(literal("open"), stamp, stamp, literal(0))
               .where(~exists().where(c.card_id == alerts.c.card_id, c.status != "closed"))
               .order_by(a.card_id))
-    conn.execute(insert(cases).from_select(
+    open_ = insert(cases).from_select(
         ["card_id", "max_score", "n_alerts", "amount", "first_time_s", "last_time_s", "status",
-         "opened_at", "updated_at", "revision"], opened))
+         "opened_at", "updated_at", "revision"], opened)
     open_case = (select(c.id).where(c.card_id == a.card_id, c.status != "closed")
                  .scalar_subquery())
-    attached = conn.execute(
-        update(alerts).where(*mine)
-        .values(case_id=open_case).returning(a.card_id, a.case_id, a.status)).all()
-    touched = {r.card_id: int(r.case_id) for r in attached}
-    unsettled = {r.card_id for r in attached if r.status != "closed"}
-    close_settled(conn, [case_id for card, case_id in touched.items() if card not in unsettled],
-                  now)
-    return touched
+    attach = (update(alerts).where(*mine).values(case_id=open_case)
+              .returning(a.card_id, a.case_id, a.status))
+    return _Attach(lock=lock, add=add, open=open_, attach=attach)
 
 
 def _per_card(fresh: Select[Any]) -> Select[Any]:
@@ -110,14 +142,14 @@ def _per_card(fresh: Select[Any]) -> Select[Any]:
             .group_by(a.card_id))
 
 
-def _keys(conn: Connection, keys: list[tuple[str, int]]) -> FromClause:
+def _keys(dialect: str) -> FromClause:
     """The batch's alert keys as a table ``(tid, ver)`` bound as parameters: two arrays
-    unnested on PostgreSQL, one JSON array of pairs on SQLite."""
-    if conn.dialect.name == "postgresql":
-        tids = bindparam("tids", [k[0] for k in keys], type_=ARRAY(String))
-        vers = bindparam("vers", [k[1] for k in keys], type_=ARRAY(Integer))
+    (``tids``, ``vers``) unnested on PostgreSQL, one JSON array of pairs (``pairs``) on
+    SQLite."""
+    if dialect == "postgresql":
+        tids = bindparam("tids", type_=ARRAY(String))
+        vers = bindparam("vers", type_=ARRAY(Integer))
         return func.unnest(tids, vers).table_valued("tid", "ver").render_derived().alias("batch")
-    pairs = func.json_each(bindparam("pairs", json.dumps(keys), type_=String)) \
-        .table_valued("value").alias("pairs")
+    pairs = func.json_each(bindparam("pairs", type_=String)).table_valued("value").alias("pairs")
     return select(func.json_extract(pairs.c.value, "$[0]").label("tid"),
                   func.json_extract(pairs.c.value, "$[1]").label("ver")).subquery("batch")
