@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from store.tables import consumer_offsets
 
@@ -66,6 +66,17 @@ def commit_to_kafka(consumer: Any, next_offsets: Mapping[TP, int]) -> None:
         log.debug("kafka offset commit skipped: %s", exc)
 
 
+_c = consumer_offsets.c
+_SET = {"next_offset": bindparam("new_offset"), "topic_id": bindparam("new_topic_id"),
+        "updated_at": bindparam("at")}
+# built once: per batch, building them cost more than running them
+_INSERT = consumer_offsets.insert().values(group_id=bindparam("g"), topic=bindparam("t"),
+                                           partition=bindparam("p"), **_SET)
+_MOVE = update(consumer_offsets).where(
+    _c.group_id == bindparam("g"), _c.topic == bindparam("t"), _c.partition == bindparam("p"),
+    _c.next_offset == bindparam("before")).values(**_SET)
+
+
 def advance(conn: Connection, group_id: str, expected: Mapping[TP, int | None],
             next_offsets: Mapping[TP, int], topic_ids: Mapping[str, str | None]) -> None:
     """Move each partition of ``next_offsets`` from ``expected[tp]`` (None = no row yet).
@@ -74,16 +85,13 @@ def advance(conn: Connection, group_id: str, expected: Mapping[TP, int | None],
     must then be rolled back; the IntegrityError of a concurrent first insert means the same).
     """
     now = datetime.now(UTC)
-    c = consumer_offsets.c
     for (topic, partition), offset in next_offsets.items():
         before = expected.get((topic, partition))
-        values = {"next_offset": offset, "topic_id": topic_ids.get(topic), "updated_at": now}
+        row = {"g": group_id, "t": topic, "p": partition, "new_offset": offset,
+               "new_topic_id": topic_ids.get(topic), "at": now}
         if before is None:
-            conn.execute(consumer_offsets.insert().values(
-                group_id=group_id, topic=topic, partition=partition, **values))
+            conn.execute(_INSERT, row)
             continue
-        moved = conn.execute(update(consumer_offsets).where(
-            c.group_id == group_id, c.topic == topic, c.partition == partition,
-            c.next_offset == before).values(**values)).rowcount
+        moved = conn.execute(_MOVE, {**row, "before": before}).rowcount
         if moved != 1:
             raise OffsetConflict(f"{topic}[{partition}] moved past {before}")
