@@ -27,6 +27,12 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "tree_method": "hist",
     "nthread": 2,
 }
+#: Threads a loaded model predicts and explains with. One: the scorer predicts micro-batches
+#: (tens to 2,000 rows), where OpenMP's second thread saves little, and on a machine whose
+#: cores the broker and the other processes share, each parallel region's wait for a thread
+#: that is not running cost more: a keyed scorer paced at 2,000 events/s spent 6.2 ms a batch
+#: of ~90 events scoring with two threads, 2.8 ms with one (bench/bench_keyed.py, README).
+SERVING_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,8 @@ class XGBoostScorer:
         """TreeSHAP: ``(phi (n, 29), bias (n,))``, ``phi.sum(1) + bias == margin(x)``."""
         import xgboost
 
-        contribs = self.booster.predict(xgboost.DMatrix(_input(x)), pred_contribs=True)
+        contribs = self.booster.predict(xgboost.DMatrix(_input(x), nthread=SERVING_THREADS),
+                                        pred_contribs=True)
         contribs = np.asarray(contribs, dtype=np.float64)
         return contribs[:, :-1], contribs[:, -1]
 
@@ -68,6 +75,7 @@ class XGBoostScorer:
 
         booster = xgboost.Booster()
         booster.load_model(str(Path(directory) / MODEL_FILE))  # JSON: XGBoost's own parser
+        booster.set_param({"nthread": SERVING_THREADS})
         return cls(booster=booster)
 
 

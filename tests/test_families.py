@@ -111,6 +111,19 @@ def test_top_features_rank_by_absolute_contribution():
     assert top[0][0]["contribution"] == -2.0 and len(top[1]) == 5
 
 
+def test_a_loaded_booster_scores_with_the_serving_threads(tmp_path, booster):
+    """A loaded model predicts with ``SERVING_THREADS`` (one), whatever it was trained with, and
+    scores and explains exactly as the trained one."""
+    from models.xgb import SERVING_THREADS
+
+    booster.save(tmp_path)
+    loaded = XGBoostScorer.load(tmp_path)
+    config = json.loads(loaded.booster.save_config())
+    assert int(config["learner"]["generic_param"]["nthread"]) == SERVING_THREADS == 1
+    np.testing.assert_array_equal(loaded.score(X), booster.score(X))
+    np.testing.assert_allclose(loaded.explain(X), booster.explain(X), atol=1e-6)
+
+
 def test_saved_forms_round_trip_without_pickle(tmp_path, booster, monkeypatch):
     net = random_net()
     assert net.save(tmp_path) == [WEIGHTS_FILE] and booster.save(tmp_path) == [MODEL_FILE]
