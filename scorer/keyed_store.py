@@ -4,11 +4,12 @@ changes, inside the batch's transaction with its decisions and offsets."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from schemas.behaviour import NEVER
 from schemas.times import micros
@@ -20,10 +21,17 @@ from store.tables import card_retention, card_state, keyed_transactions, labels,
 _UNBOUNDED = 1 << 62
 
 
+# The per-batch statements with only parameters changing are built once: building a small
+# statement cost SQLAlchemy ~4x running it (229 vs 46 µs for load_retention's, on SQLite).
+_CLOCKS = select(stream_clocks.c.partition, stream_clocks.c.clock_us, stream_clocks.c.bound_us
+                 ).where(stream_clocks.c.group_id == bindparam("group_id"),
+                         stream_clocks.c.topic == bindparam("topic"))
+_RETENTION = select(card_retention.c.retention_us, card_retention.c.complete_from_us
+                    ).where(card_retention.c.group_id == bindparam("group_id"))
+
+
 def load_clocks(conn: Connection, group_id: str, topic: str) -> dict[int, PartitionClock]:
-    c = stream_clocks.c
-    rows = conn.execute(select(c.partition, c.clock_us, c.bound_us).where(
-        c.group_id == group_id, c.topic == topic)).all()
+    rows = conn.execute(_CLOCKS, {"group_id": group_id, "topic": topic}).all()
     return {int(p): PartitionClock(int(clock), int(bound)) for p, clock, bound in rows}
 
 
@@ -39,9 +47,7 @@ def load_cards(conn: Connection, group_id: str, cards: Iterable[str]) -> dict[st
 
 
 def load_retention(conn: Connection, group_id: str) -> Retention | None:
-    c = card_retention.c
-    row = conn.execute(select(c.retention_us, c.complete_from_us)
-                       .where(c.group_id == group_id)).first()
+    row = conn.execute(_RETENTION, {"group_id": group_id}).first()
     return None if row is None else Retention(int(row[0]), int(row[1]))
 
 
@@ -148,13 +154,19 @@ def write_state(conn: Connection, group_id: str, topic: str,
         ["latest_us", "times", "amounts"])
     insert_ignore(conn, keyed_transactions, facts)
     if clocks:  # one statement for every partition; a clock only moves forward
-        later = func.greatest if conn.dialect.name == "postgresql" else func.max
-        stmt = dialect_insert(conn, stream_clocks)
-        c = stream_clocks.c
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=[c.group_id, c.topic, c.partition],
-            set_={"clock_us": later(c.clock_us, stmt.excluded.clock_us),
-                  "bound_us": later(c.bound_us, stmt.excluded.bound_us)}),
-            [{"group_id": group_id, "topic": topic, "partition": partition,
-              "clock_us": clock.clock_us, "bound_us": clock.bound_us}
-             for partition, clock in sorted(clocks.items())])
+        conn.execute(_clocks_upsert(conn.dialect.name),
+                     [{"group_id": group_id, "topic": topic, "partition": partition,
+                       "clock_us": clock.clock_us, "bound_us": clock.bound_us}
+                      for partition, clock in sorted(clocks.items())])
+
+
+@functools.cache
+def _clocks_upsert(dialect: str) -> Any:
+    """The partition clocks' upsert in ``dialect``: a clock only moves forward."""
+    later = func.greatest if dialect == "postgresql" else func.max
+    stmt = dialect_insert(dialect, stream_clocks)
+    c = stream_clocks.c
+    return stmt.on_conflict_do_update(
+        index_elements=[c.group_id, c.topic, c.partition],
+        set_={"clock_us": later(c.clock_us, stmt.excluded.clock_us),
+              "bound_us": later(c.bound_us, stmt.excluded.bound_us)})

@@ -188,9 +188,10 @@ def _copy(conn: Connection, table: Table, target: str, rows: Columns) -> None:
                                   dialect=conn.dialect) from exc
 
 
-def dialect_insert(conn: Connection, table: Table) -> Any:
-    """``table``'s INSERT in the connection's dialect (one with ``on_conflict_do_*``)."""
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+def dialect_insert(dialect: str, table: Table) -> Any:
+    """``table``'s INSERT in ``dialect`` (a connection's ``dialect.name``; one with
+    ``on_conflict_do_*``)."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]] | Columns,
