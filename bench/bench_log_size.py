@@ -32,13 +32,13 @@ import numpy as np
 from common import fresh_db
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from store.columns import Columns, Micros  # noqa: E402
 
 DEFAULTS = {"cache_size": -2000, "wal_autocheckpoint": 1000}  # SQLite's own
 
 
-def rows(n: int, first_offset: int) -> object:
+def rows(n: int, first_offset: int) -> Columns:
     """``n`` decision rows as the scorer builds them (columns), with random transaction ids."""
-    from store.columns import Columns, Micros
 
     now = int(time.time() * 1e6)
     return Columns({
