@@ -15,7 +15,7 @@ from schemas.behaviour import NEVER
 from schemas.times import micros
 from scorer.keyed_features import CardWindow, PartitionClock, Retention, TerminalFacts
 from store.bulk import dialect_insert, insert_ignore, upsert
-from store.sets import among
+from store.sets import Among, rows_among
 from store.tables import card_retention, card_state, keyed_transactions, labels, stream_clocks
 
 _UNBOUNDED = 1 << 62
@@ -35,15 +35,16 @@ def load_clocks(conn: Connection, group_id: str, topic: str) -> dict[int, Partit
     return {int(p): PartitionClock(int(clock), int(bound)) for p, clock, bound in rows}
 
 
-def load_cards(conn: Connection, group_id: str, cards: Iterable[str]) -> dict[str, CardWindow]:
+def _cards(among: Among) -> Any:
     c = card_state.c
-    out = {}
-    for where in among(conn, c.customer_id, cards):
-        for card, times, amounts in conn.execute(select(c.customer_id, c.times, c.amounts)
-                                                 .where(c.group_id == group_id, where)):
-            out[card] = CardWindow(np.frombuffer(times, dtype="<i8").astype(np.int64),
-                                   np.frombuffer(amounts, dtype="<f8").astype(np.float64))
-    return out
+    return select(c.customer_id, c.times, c.amounts).where(
+        c.group_id == bindparam("group_id"), among(c.customer_id))
+
+
+def load_cards(conn: Connection, group_id: str, cards: Iterable[str]) -> dict[str, CardWindow]:
+    return {card: CardWindow(np.frombuffer(times, dtype="<i8").astype(np.int64),
+                             np.frombuffer(amounts, dtype="<f8").astype(np.float64))
+            for card, times, amounts in rows_among(conn, _cards, cards, group_id=group_id)}
 
 
 def load_retention(conn: Connection, group_id: str) -> Retention | None:
@@ -56,18 +57,20 @@ def load_older(conn: Connection, before: Mapping[str, int], lo_us: int
     """The scored transactions (``keyed_transactions``: time, amount) of each card of
     ``before`` with time in ``(lo_us, before[card])``, in time order (rows written before 0009
     carry no card and are not found)."""
-    k = keyed_transactions.c
     rows: dict[str, list[tuple[int, float]]] = {}
-    for where in among(conn, k.customer_id, before):
-        for card, t, amount in conn.execute(
-                select(k.customer_id, k.time_us, k.amount)
-                .where(where, k.time_us > lo_us)
-                .order_by(k.time_us, k.transaction_id)):
-            if t < before[card]:
-                rows.setdefault(card, []).append((int(t), float(amount)))
+    for card, t, amount in rows_among(conn, _older, before, lo_us=lo_us):
+        if t < before[card]:
+            rows.setdefault(card, []).append((int(t), float(amount)))
     return {card: CardWindow(np.array([t for t, _ in r], dtype=np.int64),
                              np.array([a for _, a in r], dtype=np.float64))
             for card, r in rows.items()}
+
+
+def _older(among: Among) -> Any:
+    k = keyed_transactions.c
+    return select(k.customer_id, k.time_us, k.amount).where(
+        among(k.customer_id), k.time_us > bindparam("lo_us")
+    ).order_by(k.time_us, k.transaction_id)
 
 
 def label_mark(engine: Engine, group_id: str, ends: Mapping[tuple[str, int], int]) -> int:
@@ -97,26 +100,28 @@ def load_facts(conn: Connection, terminals: Iterable[str], lo_us: int, hi_us: in
     ``exclude``), and when every fraud among them and ``exclude`` became known (the stored
     transactions' first fraud labels looked up by the database in the same query, through the
     labels' transaction index: no ids sent back and forth)."""
-    k, lc = keyed_transactions.c, labels.c
-    first_fraud = select(func.min(lc.observed_at)).where(
-        lc.transaction_id == k.transaction_id, lc.is_fraud == 1).scalar_subquery()
     ids, terms, times, known_at = [], [], [], []
     known: dict[str, int] = {}
-    for where in among(conn, k.terminal_id, terminals):
-        for tid, term, t, first in conn.execute(
-                select(k.transaction_id, k.terminal_id, k.time_us, first_fraud)
-                .where(where, k.time_us > lo_us, k.time_us <= hi_us)):
-            if tid not in exclude:
-                ids.append(tid)
-                terms.append(term)
-                times.append(int(t))
-                known_at.append(NEVER if first is None else micros(first))
-                if first is not None:
-                    known[tid] = known_at[-1]
+    for tid, term, t, first in rows_among(conn, _facts, terminals, lo_us=lo_us, hi_us=hi_us):
+        if tid not in exclude:
+            ids.append(tid)
+            terms.append(term)
+            times.append(int(t))
+            known_at.append(NEVER if first is None else micros(first))
+            if first is not None:
+                known[tid] = known_at[-1]
     known |= _known(conn, list(exclude))
     facts = TerminalFacts(np.array(terms, dtype=object), np.array(times, dtype=np.int64),
                           np.array(known_at, dtype=np.int64))
     return facts, known
+
+
+def _facts(among: Among) -> Any:
+    k, lc = keyed_transactions.c, labels.c
+    first_fraud = select(func.min(lc.observed_at)).where(
+        lc.transaction_id == k.transaction_id, lc.is_fraud == 1).scalar_subquery()
+    return select(k.transaction_id, k.terminal_id, k.time_us, first_fraud).where(
+        among(k.terminal_id), k.time_us > bindparam("lo_us"), k.time_us <= bindparam("hi_us"))
 
 
 def fraud_known(engine: Engine, ids: Iterable[str]) -> dict[str, int]:
@@ -128,14 +133,13 @@ def fraud_known(engine: Engine, ids: Iterable[str]) -> dict[str, int]:
 
 def _known(conn: Connection, ids: list[str]) -> dict[str, int]:
     """When each of ``ids`` became known fraud: its first fraud label's ``observed_at``."""
+    return {tid: micros(first) for tid, first in rows_among(conn, _first_frauds, ids)}
+
+
+def _first_frauds(among: Among) -> Any:
     lc = labels.c
-    out = {}
-    for where in among(conn, lc.transaction_id, ids):
-        for tid, first in conn.execute(select(lc.transaction_id, func.min(lc.observed_at))
-                                       .where(where, lc.is_fraud == 1)
-                                       .group_by(lc.transaction_id)):
-            out[tid] = micros(first)
-    return out
+    return select(lc.transaction_id, func.min(lc.observed_at)).where(
+        among(lc.transaction_id), lc.is_fraud == 1).group_by(lc.transaction_id)
 
 
 def write_state(conn: Connection, group_id: str, topic: str,

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Integer
 
-from store.sets import among
+from store.sets import Among, rows_among
 from store.tables import alerts, cases, desk_audit, labels
 
 #: The disposition of an alert a chargeback settled (analysts' are in ``desk.work``).
@@ -62,16 +62,30 @@ def _current_chargebacks(conn: Connection, ids: Sequence[str]) -> dict[str, dict
     """``{transaction_id: label}`` of those of ``ids`` whose current label (latest
     ``observed_at``, then arrival: :mod:`store.truth`'s rule) is a chargeback saying fraud."""
     latest: dict[str, Any] = {}
-    for where in among(conn, labels.c.transaction_id, ids):
-        rows = conn.execute(
-            select(labels.c.transaction_id, labels.c.label_id, labels.c.is_fraud,
-                   labels.c.source, labels.c.observed_at, labels.c.seq).where(where))
-        for r in rows:
-            best = latest.get(r.transaction_id)
-            if best is None or (r.observed_at, r.seq) > (best.observed_at, best.seq):
-                latest[r.transaction_id] = r
+    for r in rows_among(conn, _labels_of, ids):
+        best = latest.get(r.transaction_id)
+        if best is None or (r.observed_at, r.seq) > (best.observed_at, best.seq):
+            latest[r.transaction_id] = r
     return {tid: dict(r._mapping) for tid, r in latest.items()
             if r.source == CHARGEBACK and r.is_fraud == 1}
+
+
+def _labels_of(among: Among) -> Any:
+    lc = labels.c
+    return select(lc.transaction_id, lc.label_id, lc.is_fraud, lc.source, lc.observed_at,
+                  lc.seq).where(among(lc.transaction_id))
+
+
+def _unclosed(among: Among) -> Any:
+    a = alerts.c
+    return select(a.transaction_id, a.model_version, a.status, a.assignee, a.revision).where(
+        among(a.transaction_id), a.status != "closed").with_for_update()
+
+
+def _open_cases(among: Among) -> Any:
+    a = alerts.c
+    return select(a.case_id).where(among(a.transaction_id), a.status != "closed",
+                                   a.case_id.is_not(None))
 
 
 def settle_by_chargeback(conn: Connection, transaction_ids: Iterable[str],
@@ -88,11 +102,7 @@ def settle_by_chargeback(conn: Connection, transaction_ids: Iterable[str],
         return 0
     touched = lock_cases_of(conn, list(truth))
     a = alerts.c
-    unclosed = []
-    for where in among(conn, a.transaction_id, truth):
-        unclosed += conn.execute(
-            select(a.transaction_id, a.model_version, a.status, a.assignee, a.revision)
-            .where(where, a.status != "closed").with_for_update()).all()
+    unclosed = rows_among(conn, _unclosed, truth)
     if not unclosed:
         return 0
     now = now or datetime.now(UTC)
@@ -123,11 +133,8 @@ def settle_by_chargeback(conn: Connection, transaction_ids: Iterable[str],
 def lock_cases_of(conn: Connection, transaction_ids: Sequence[str]) -> list[int]:
     """Lock (``SELECT … FOR UPDATE``, in id order) the not-closed cases of the unclosed alerts
     of ``transaction_ids``, before their alerts are locked; returns their ids."""
-    a, c = alerts.c, cases.c
-    found: set[int] = set()
-    for where in among(conn, a.transaction_id, transaction_ids):
-        found.update(conn.execute(select(a.case_id).where(
-            where, a.status != "closed", a.case_id.is_not(None))).scalars())
+    c = cases.c
+    found = {case_id for case_id, in rows_among(conn, _open_cases, transaction_ids)}
     if not found:
         return []
     return list(conn.execute(select(c.id).where(c.id.in_(sorted(found)), c.status != "closed")
