@@ -310,7 +310,7 @@ def scorer_rows(n):
 
 def test_bulk_insert_stores_what_sqlalchemy_stores(db_url, tmp_path, home):
     """The bulk paths (SQLite: the driver's executemany of values in storage form; PostgreSQL:
-    binary COPY from 200 rows) store exactly what SQLAlchemy's own INSERT stores, and skip
+    binary COPY from COPY_MIN_ROWS rows) store exactly what SQLAlchemy's own INSERT stores, and skip
     existing keys — rows given as mappings, and the scorer's rows as columns with event times
     computed per batch (SQLAlchemy is given the same rows with ``event_time(time_s)``
     datetimes). Values in storage form are read back raw (no result processing)."""
@@ -394,10 +394,10 @@ def test_sqlite_commits_left_in_a_large_wal_survive_a_kill(tmp_path):
 
 @pytest.mark.parametrize("n", [3, 650])
 def test_upsert_inserts_new_keys_and_updates_existing_ones(db_url, n):
-    """``store.bulk.upsert`` (the keyed scorer's card windows; PostgreSQL from 200 rows: COPY
-    into a staging table, then one INSERT … SELECT … ON CONFLICT DO UPDATE) inserts the new keys,
-    updates only the named columns of the existing ones, leaves other rows alone, and twice in
-    one transaction leaves no staging rows behind to be written again."""
+    """``store.bulk.upsert`` (the keyed scorer's card windows; PostgreSQL from COPY_MIN_ROWS
+    rows: COPY into a staging table, then one INSERT … SELECT … ON CONFLICT DO UPDATE) inserts
+    the new keys, updates only the named columns of the existing ones, leaves other rows alone,
+    and twice in one transaction leaves no staging rows behind to be written again."""
     from store.bulk import upsert
     from store.tables import card_state
 
