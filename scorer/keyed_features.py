@@ -143,15 +143,16 @@ def batch_inputs(spec: BehaviourSpec, events: Sequence[Mapping[str, Any]],
                                                                 *facts.terminal_id]))}
     no_card, no_terminal = len(card_codes), len(terminal_codes)
     parts_time, parts_card, parts_terminal, parts_amount, parts_known = [], [], [], [], []
-    for card, code in card_codes.items():  # (1) the cards' windows: card windows only
-        window = cards.get(card)
-        if window is not None and len(window.times):
-            k = len(window.times)
-            parts_time.append(window.times)
-            parts_card.append(np.full(k, code))
-            parts_terminal.append(np.full(k, no_terminal))
-            parts_amount.append(window.amounts)
-            parts_known.append(np.full(k, NEVER))
+    windows = [(code, w) for card, code in card_codes.items()  # (1) the cards' windows:
+               if (w := cards.get(card)) is not None and len(w.times)]  # card windows only
+    if windows:
+        lengths = np.array([len(w.times) for _, w in windows])
+        k = int(lengths.sum())
+        parts_time.append(np.concatenate([w.times for _, w in windows]))
+        parts_card.append(np.repeat(np.array([code for code, _ in windows]), lengths))
+        parts_terminal.append(np.full(k, no_terminal))
+        parts_amount.append(np.concatenate([w.amounts for _, w in windows]))
+        parts_known.append(np.full(k, NEVER))
     if len(facts.time_us):  # (2) the terminals' facts: terminal windows only
         m = len(facts.time_us)
         parts_time.append(facts.time_us)

@@ -15,6 +15,7 @@ from schemas.behaviour import NEVER
 from schemas.times import micros
 from scorer.keyed_features import CardWindow, PartitionClock, Retention, TerminalFacts
 from store.bulk import dialect_insert, insert_ignore, upsert
+from store.columns import Columns
 from store.sets import Among, rows_among
 from store.tables import card_retention, card_state, keyed_transactions, labels, stream_clocks
 
@@ -42,8 +43,9 @@ def _cards(among: Among) -> Any:
 
 
 def load_cards(conn: Connection, group_id: str, cards: Iterable[str]) -> dict[str, CardWindow]:
-    return {card: CardWindow(np.frombuffer(times, dtype="<i8").astype(np.int64),
-                             np.frombuffer(amounts, dtype="<f8").astype(np.float64))
+    # read-only views of the stored bytes (no copy where the machine is little-endian)
+    return {card: CardWindow(np.frombuffer(times, dtype="<i8").astype(np.int64, copy=False),
+                             np.frombuffer(amounts, dtype="<f8").astype(np.float64, copy=False))
             for card, times, amounts in rows_among(conn, _cards, cards, group_id=group_id)}
 
 
@@ -151,11 +153,14 @@ def write_state(conn: Connection, group_id: str, topic: str,
     if retention is not None:
         upsert(conn, card_retention, [{"group_id": group_id, **vars(retention)}],
                ["group_id"], ["retention_us", "complete_from_us"])
-    upsert(conn, card_state, [
-        {"group_id": group_id, "customer_id": card, "latest_us": w.latest,
-         "times": w.times.astype("<i8").tobytes(), "amounts": w.amounts.astype("<f8").tobytes()}
-        for card, w in sorted(cards.items())], ["group_id", "customer_id"],
-        ["latest_us", "times", "amounts"])
+    names = sorted(cards)
+    windows = [cards[card] for card in names]
+    upsert(conn, card_state, Columns({
+        "group_id": [group_id] * len(names), "customer_id": names,
+        "latest_us": [w.latest for w in windows],
+        "times": [w.times.astype("<i8", copy=False).tobytes() for w in windows],
+        "amounts": [w.amounts.astype("<f8", copy=False).tobytes() for w in windows]}),
+        ["group_id", "customer_id"], ["latest_us", "times", "amounts"])
     insert_ignore(conn, keyed_transactions, facts)
     if clocks:  # one statement for every partition; a clock only moves forward
         conn.execute(_clocks_upsert(conn.dialect.name),
