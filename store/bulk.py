@@ -34,9 +34,9 @@ from sqlalchemy.exc import DBAPIError
 from store.columns import Column, Columns, Micros, as_columns
 
 #: Batches at least this large use COPY on PostgreSQL; below it a multi-row INSERT is as fast.
-#: Measured on this project's tables (decisions; card_state's upsert; keyed_transactions):
-#: the two cross at 20-30 rows; at 75 rows COPY took 1.0-1.3 ms against 2.3-2.4 (decisions).
-COPY_MIN_ROWS = 32
+#: ``bench/bench_copy_threshold.py`` (decisions, keyed_transactions, card_state's upsert): the
+#: two cross at 32-50 rows; from 50, COPY is as fast or faster (1.3-2.1x for decisions).
+COPY_MIN_ROWS = 50
 #: PostgreSQL's ``text`` type: a JSON column is COPY-ed as its JSON text (same binary form).
 _PG_TEXT_OID, _PG_JSON_OID, _PG_BYTEA_OID = 25, 114, 17
 #: PostgreSQL's timestamp epoch (2000-01-01 UTC) in microseconds since the Unix epoch.
