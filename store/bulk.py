@@ -34,8 +34,9 @@ from sqlalchemy.exc import DBAPIError
 from store.columns import Column, Columns, Micros, as_columns
 
 #: Batches at least this large use COPY on PostgreSQL; below it a multi-row INSERT is as fast.
-#: ``bench/bench_copy_threshold.py`` (decisions, keyed_transactions, card_state's upsert): the
-#: two cross at 32-50 rows; from 50, COPY is as fast or faster (1.3-2.1x for decisions).
+#: ``bench/bench_copy_threshold.py``: the inserts (decisions, keyed_transactions) cross at
+#: 32-50 rows, COPY 1.3-2.1x as fast for decisions from 50 to 200; card_state's upsert (COPY
+#: through a staging table) stays within noise of the INSERT up to ~100 rows.
 COPY_MIN_ROWS = 50
 #: PostgreSQL's ``text`` type: a JSON column is COPY-ed as its JSON text (same binary form).
 _PG_TEXT_OID, _PG_JSON_OID, _PG_BYTEA_OID = 25, 114, 17
