@@ -24,27 +24,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from common import PG_ENV, reset_postgres
+from common import PG_ENV, decision_columns, reset_postgres
 
 import store.bulk as bulk
-from store.columns import Columns, Micros
 from store.db import connect, migrate
 from store.tables import card_state, decisions, keyed_transactions
 
 STORED = 10_000
 CARD_KEYS, CARD_COLUMNS = ["group_id", "customer_id"], ["latest_us", "times", "amounts"]
-
-
-def decision_rows(n: int, rng: np.random.Generator) -> Columns:
-    return Columns({
-        "transaction_id": [uuid.uuid4().hex for _ in range(n)], "model_version": [1] * n,
-        "score": rng.random(n).tolist(), "threshold": [0.5] * n,
-        "flagged": (rng.random(n) > 0.9).tolist(), "amount": rng.random(n).tolist(),
-        "event_time": Micros(1_700_000_000_000_000 + np.arange(n, dtype=np.int64) * 1_000_123),
-        "source_topic": ["bench"] * n, "source_partition": [0] * n,
-        "source_offset": list(range(n)),
-        "scored_at": Micros(np.full(n, 1_700_000_000_000_001, dtype=np.int64)),
-        "features": [None] * n})
 
 
 def fact_rows(n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
@@ -75,9 +62,9 @@ def main() -> None:
     with engine.begin() as conn:
         bulk.upsert(conn, card_state, card_rows(STORED, rng), CARD_KEYS, CARD_COLUMNS)
         bulk.insert_ignore(conn, keyed_transactions, fact_rows(STORED, rng))
-        bulk.insert_ignore(conn, decisions, decision_rows(STORED, rng))
+        bulk.insert_ignore(conn, decisions, decision_columns(STORED, 0))
     writes: dict[str, tuple[Callable[[int], Any], Callable[[Any, Any], None]]] = {
-        "decisions": (lambda n: decision_rows(n, rng),
+        "decisions": (lambda n: decision_columns(n, int(rng.integers(1 << 40))),
                       lambda conn, rows: bulk.insert_ignore(conn, decisions, rows)),
         "keyed_transactions": (lambda n: fact_rows(n, rng),
                                lambda conn, rows: bulk.insert_ignore(conn, keyed_transactions,

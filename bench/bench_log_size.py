@@ -25,31 +25,13 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import numpy as np
-from common import fresh_db
+from common import decision_columns, fresh_db
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from store.columns import Columns, Micros  # noqa: E402
 
 DEFAULTS = {"cache_size": -2000, "wal_autocheckpoint": 1000}  # SQLite's own
-
-
-def rows(n: int, first_offset: int) -> Columns:
-    """``n`` decision rows as the scorer builds them (columns), with random transaction ids."""
-
-    now = int(time.time() * 1e6)
-    return Columns({
-        "transaction_id": [uuid.uuid4().hex for _ in range(n)], "model_version": [1] * n,
-        "score": np.random.default_rng(first_offset).random(n).tolist(),
-        "threshold": [0.5] * n, "flagged": [False] * n, "amount": [12.5] * n,
-        "event_time": Micros(np.arange(first_offset, first_offset + n, dtype=np.int64) * 1000
-                             + 1_700_000_000_000_000),
-        "source_topic": ["transactions"] * n, "source_partition": [0] * n,
-        "source_offset": list(range(first_offset, first_offset + n)),
-        "scored_at": Micros(np.full(n, now, dtype=np.int64))})
 
 
 def main() -> None:
@@ -76,7 +58,7 @@ def main() -> None:
         while offset < args.prefill:
             n = min(20_000, args.prefill - offset)
             with engine.begin() as conn:
-                insert_ignore(conn, decisions, rows(n, offset))
+                insert_ignore(conn, decisions, decision_columns(n, offset))
             offset += n
         print(f"prefilled {offset:,} decision rows in {time.perf_counter() - started:.1f} s",
               flush=True)
@@ -89,7 +71,7 @@ def main() -> None:
                     conn.commit()
                     elapsed = 0.0
                     for _ in range(args.batches):
-                        batch = rows(args.batch_size, offset)
+                        batch = decision_columns(args.batch_size, offset)
                         offset += args.batch_size
                         t0 = time.perf_counter()
                         with conn.begin():

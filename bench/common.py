@@ -266,6 +266,25 @@ def bare_consumer_rate(bootstrap: str, topic: str, expected: int
 # --------------------------------------------------------------------------- statistics
 
 
+def decision_columns(n: int, first_offset: int) -> Any:
+    """``n`` decision rows as the scorer builds them (:class:`store.columns.Columns`), with
+    random transaction ids and offsets from ``first_offset``."""
+    import numpy as np
+
+    from store.columns import Columns, Micros
+
+    now = int(time.time() * 1e6)
+    return Columns({
+        "transaction_id": [uuid.uuid4().hex for _ in range(n)], "model_version": [1] * n,
+        "score": np.random.default_rng(first_offset).random(n).tolist(),
+        "threshold": [0.5] * n, "flagged": [False] * n, "amount": [12.5] * n,
+        "event_time": Micros(np.arange(first_offset, first_offset + n, dtype=np.int64) * 1000
+                             + 1_700_000_000_000_000),
+        "source_topic": ["transactions"] * n, "source_partition": [0] * n,
+        "source_offset": list(range(first_offset, first_offset + n)),
+        "scored_at": Micros(np.full(n, now, dtype=np.int64))})
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q`` (0..100) percentile of ``values``, linear interpolation."""
     ordered = sorted(values)
