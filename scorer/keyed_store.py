@@ -102,11 +102,10 @@ def load_facts(conn: Connection, terminals: Iterable[str], lo_us: int, hi_us: in
     ``exclude``), and when every fraud among them and ``exclude`` became known (the stored
     transactions' first fraud labels looked up by the database in the same query, through the
     labels' transaction index: no ids sent back and forth)."""
-    ids, terms, times, known_at = [], [], [], []
+    terms, times, known_at = [], [], []
     known: dict[str, int] = {}
     for tid, term, t, first in rows_among(conn, _facts, terminals, lo_us=lo_us, hi_us=hi_us):
         if tid not in exclude:
-            ids.append(tid)
             terms.append(term)
             times.append(int(t))
             known_at.append(NEVER if first is None else micros(first))
